@@ -1,0 +1,40 @@
+# Everything a newcomer needs: `make run` and `make test` install first when needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+INSTALLED := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: help install run test check eval bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+install: $(INSTALLED) ## Create .venv and install the bot with its test and dev tools (CPU-only torch)
+
+$(INSTALLED): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# The CPU wheel first, pinned: a looser spec would pull a multi-GB CUDA build.
+	$(PIP) install --quiet -c constraints.txt torch==2.13.0
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+run: install ## Install, then start the bot
+	$(PY) app.py
+
+test: install ## Install, then run every test (unit, integration, eval gate)
+	$(PY) -m pytest
+
+check: install ## Lint, format check and type check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install ## Latency and hit-rate benchmark against the LangChain tutorial recipe
+	$(PY) -m bench.ask_latency
+
+clean: ## Remove the virtualenv and the built index
+	rm -rf $(VENV) index/chroma index/lexical index/chunks.jsonl index/manifest.json

@@ -1,0 +1,67 @@
+"""Load the Markdown articles of the corpus (front matter + body)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import frontmatter
+import yaml
+
+from bot.types import Document
+
+
+class CorpusError(ValueError):
+    """The corpus folder or one of its articles cannot be used; the message names the file."""
+
+
+def article_paths(corpus_dir: Path) -> list[Path]:
+    """Every article in the corpus, in a stable order (any ``*.md`` below the folder, README excluded)."""
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"The corpus folder {corpus_dir} does not exist.")
+    return sorted(p for p in corpus_dir.rglob("*.md") if p.name.lower() != "readme.md")
+
+
+def load_document(path: Path, corpus_dir: Path) -> Document:
+    """Parse one article; the document id is its path inside the corpus without the suffix."""
+    try:
+        post = frontmatter.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise CorpusError(f"{path.name}: cannot read the article ({error.__class__.__name__}).") from error
+    body = post.content
+    if not body.strip():
+        raise CorpusError(f"{path.name}: the article has no text.")
+    meta = post.metadata
+
+    def field(name: str) -> str:
+        return str(meta.get(name) or "").strip()
+
+    first_heading = re.search(r"^#\s+(.+)$", body, flags=re.MULTILINE)
+    title = field("title") or (first_heading.group(1).strip() if first_heading else path.stem)
+    doc_id = path.relative_to(corpus_dir).with_suffix("").as_posix()
+    return Document(
+        doc_id=doc_id,
+        title=title,
+        text=body,
+        site=field("site"),
+        author=field("author"),
+        source=field("source"),
+        disclaimer=field("disclaimer"),
+    )
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """All articles of the corpus; an empty corpus is an error, not an empty index."""
+    documents = [load_document(path, corpus_dir) for path in article_paths(corpus_dir)]
+    if not documents:
+        raise CorpusError(f"The corpus folder {corpus_dir} has no Markdown (.md) articles.")
+    return documents
+
+
+def corpus_fingerprint(corpus_dir: Path) -> dict[str, str]:
+    """Content hash of every article, keyed by document id: cheap enough to check at every start."""
+    return {
+        path.relative_to(corpus_dir).with_suffix("").as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in article_paths(corpus_dir)
+    }

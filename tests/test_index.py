@@ -1,0 +1,131 @@
+import logging
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from bot.index import IndexFiles, IndexUnavailable, build_index, open_index, read_manifest, stale_reasons
+from bot.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+class CountingEmbeddings(Embeddings):
+    """The real model, counting how many passages it is asked to embed."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.embedded = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.embedded += len(texts)
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+@pytest.fixture
+def counting(embeddings) -> CountingEmbeddings:
+    return CountingEmbeddings(embeddings)
+
+
+@pytest.fixture
+def settings(corpus_copy: Path, tmp_path: Path) -> Settings:
+    return Settings(corpus_dir=corpus_copy, index_dir=tmp_path / "index")
+
+
+def edit(corpus: Path, old: str, new: str) -> None:
+    article = corpus / "leg-press-knee-pain.md"
+    text = article.read_text(encoding="utf-8")
+    assert old in text
+    article.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_a_fresh_build_records_what_it_was_built_from(settings: Settings, counting) -> None:
+    report = build_index(settings, counting)
+    manifest = read_manifest(settings.index_dir)
+    assert manifest is not None and manifest.status == "complete" and manifest.version == 1
+    assert manifest.chunk_count == report.chunk_count == report.added > 30
+    assert manifest.embedding_model == "all-MiniLM-L6-v2" and manifest.embedding_dim == 384
+    assert stale_reasons(settings, manifest) == []
+
+
+def test_rebuilding_an_unchanged_corpus_embeds_nothing(settings: Settings, counting) -> None:
+    build_index(settings, counting)
+    counting.embedded = 0
+    report = build_index(settings, counting)
+    assert (report.added, report.removed, counting.embedded) == (0, 0, 0)
+    assert report.version == 1  # nothing changed, so readers keep the same version
+
+
+def test_an_edit_re_embeds_only_the_changed_passage(settings: Settings, counting) -> None:
+    first = build_index(settings, counting)
+    edit(settings.corpus_dir, "Using knee sleeves can help", "Using good knee sleeves can help")
+    counting.embedded = 0
+    report = build_index(settings, counting)
+    assert (report.added, report.removed, report.kept) == (1, 1, first.chunk_count - 1)
+    assert counting.embedded == 3  # the passage's two views and its one sentence
+    assert report.version == 2
+
+
+def test_a_removed_article_is_removed_from_the_index(settings: Settings, counting, engine) -> None:
+    (settings.corpus_dir / "extra.md").write_text("---\ntitle: Extra\n---\nWall sits are easy on the knees.\n")
+    build_index(settings, counting)
+    (settings.corpus_dir / "extra.md").unlink()
+    report = build_index(settings, counting)
+    assert report.removed == 1
+    index = open_index(settings, counting, rebuild=False)
+    assert not any(c.doc_id == "extra" for c in index.chunks.values())
+
+
+def test_a_corpus_edit_is_detected_and_never_served_silently(settings: Settings, counting, caplog) -> None:
+    build_index(settings, counting)
+    edit(settings.corpus_dir, "Using knee sleeves can help", "Knee sleeves might help")
+    with pytest.raises(IndexUnavailable, match="articles edited: leg-press-knee-pain"):
+        open_index(settings, counting, rebuild=False)
+    with caplog.at_level(logging.WARNING, logger="bot.index"):
+        index = open_index(settings, counting)
+    assert "articles edited: leg-press-knee-pain" in caplog.text
+    assert any("Knee sleeves might help" in c.text for c in index.chunks.values())
+
+
+def test_a_changed_embedding_model_rebuilds_from_scratch(settings: Settings, counting, caplog) -> None:
+    from bot.embedding import resolve_model_path
+
+    build_index(settings, counting)
+    other = settings.model_copy(update={"embedding_model": str(resolve_model_path("all-MiniLM-L6-v2"))})
+    assert any("embedding model changed" in r for r in stale_reasons(other, read_manifest(settings.index_dir)))
+    counting.embedded = 0
+    report = build_index(other, counting)
+    assert report.rebuilt_from_scratch and counting.embedded > 100
+
+
+def test_a_half_written_build_is_finished_before_answering(settings: Settings, counting, caplog) -> None:
+    build_index(settings, counting)
+    manifest = IndexFiles(settings.index_dir).manifest
+    manifest.write_text(manifest.read_text().replace('"complete"', '"building"'))
+    assert stale_reasons(settings, read_manifest(settings.index_dir)) == ["the last build did not finish"]
+    with caplog.at_level(logging.WARNING, logger="bot.index"):
+        open_index(settings, counting)
+    assert "did not finish" in caplog.text
+    assert read_manifest(settings.index_dir).status == "complete"
+
+
+def test_a_corrupted_store_is_rebuilt(settings: Settings, counting, caplog) -> None:
+    build_index(settings, counting)
+    from bot.index import _forget_chroma_clients
+
+    _forget_chroma_clients()
+    (IndexFiles(settings.index_dir).chroma / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
+    with caplog.at_level(logging.WARNING, logger="bot.index"):
+        index = open_index(settings, counting)
+    assert "damaged" in caplog.text or "could not be opened" in caplog.text
+    assert len(index.chunks) > 30
+
+
+def test_a_missing_part_is_detected(settings: Settings, counting) -> None:
+    build_index(settings, counting)
+    IndexFiles(settings.index_dir).chunks.unlink()
+    with pytest.raises(IndexUnavailable, match="damaged"):
+        open_index(settings, counting, rebuild=False)
