@@ -92,8 +92,8 @@ class BuildReport:
     rebuilt_from_scratch: bool = False
 
 
-#: The vector stores of an index: two views of each chunk, and each quotable sentence on its own.
-VIEWS = ("text", "headed", "sentences")
+#: The vector stores of an index: each passage, and each quotable sentence on its own.
+VIEWS = ("text", "sentences")
 
 
 @dataclass
@@ -153,7 +153,6 @@ def _rows(chunks: list[Chunk]) -> dict[str, dict[str, tuple[str, dict[str, Any]]
 
     return {
         "text": {c.chunk_id: (c.plain_text, meta(c)) for c in chunks},
-        "headed": {c.chunk_id: (c.headed_text, meta(c)) for c in chunks},
         "sentences": {
             sid: (c.sentence_text(s), {"chunk_id": c.chunk_id}) for c in chunks for sid, s in quotable_sentences(c)
         },
@@ -319,7 +318,7 @@ def _load(settings: Settings, embeddings: Embeddings, manifest: Manifest) -> Ind
     lexical = LexicalIndex.load(files.lexical)
     stores = _stores(settings, embeddings)
     expected = {"table": manifest.chunk_count, "lexical": manifest.chunk_count, "text": manifest.chunk_count,
-                "headed": manifest.chunk_count, "sentences": manifest.sentence_count}  # fmt: skip
+                "sentences": manifest.sentence_count}  # fmt: skip
     found = {"table": len(chunks), "lexical": len(lexical.chunk_ids)} | {
         view: store._collection.count()  # type: ignore[attr-defined]
         for view, store in stores.items()

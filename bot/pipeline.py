@@ -41,8 +41,9 @@ DISCLAIMER = (
 )
 _HISTORY = TypeAdapter(list[Message])
 _CANDIDATES_PER_RETRIEVER = 20
-#: Each dense view counts fully, BM25 (normalised to its best match) half: calibrated on eval/sets/core.yaml.
-RETRIEVER_WEIGHTS = {"text": 1.0, "headed": 1.0, "sentences": 1.0, "lexical": 0.5}
+#: Passage similarity counts fully, the best sentence's similarity and BM25 (normalised to its best match)
+#: less; chosen from a stable plateau on eval/sets core + conversations (see README, "Quality and speed").
+RETRIEVER_WEIGHTS = {"text": 1.0, "sentences": 0.4, "lexical": 0.25}
 
 
 @dataclass
@@ -95,7 +96,6 @@ class Engine:
         self.retriever = HybridRetriever(
             retrievers={
                 "text": DenseRetriever(store=index.stores["text"], k=candidates),
-                "headed": DenseRetriever(store=index.stores["headed"], k=candidates),
                 "sentences": SentenceRetriever(store=index.stores["sentences"], k=candidates),
                 "lexical": LexicalRetriever(index=index.lexical, texts=texts, k=candidates),
             },
@@ -148,7 +148,7 @@ class Engine:
             RankedPassage(
                 self.index.chunks[doc.id],
                 doc.metadata["score"],
-                max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "headed", "sentences")),
+                max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "sentences")),
                 doc.metadata.get("lexical_score"),
             )
             for doc in documents

@@ -58,7 +58,7 @@ class Chunk:
 
     @property
     def headed_text(self) -> str:
-        """The passage under its title, headings and context: what BM25 and the "headed" vectors see."""
+        """The passage under its title, headings and context: what BM25 sees."""
         parts = [f"{self.title} › {self.section_path}"]
         if self.context:
             parts.append(self.context)
@@ -67,7 +67,7 @@ class Chunk:
 
     @property
     def plain_text(self) -> str:
-        """The passage alone without Markdown markers: what the "text" vectors see."""
+        """The passage alone without Markdown markers: what the passage vectors see."""
         return _MARKERS.sub("", self.text)
 
     def sentence_text(self, sentence: Sentence) -> str:

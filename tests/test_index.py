@@ -65,7 +65,7 @@ def test_an_edit_re_embeds_only_the_changed_passage(settings: Settings, counting
     counting.embedded = 0
     report = build_index(settings, counting)
     assert (report.added, report.removed, report.kept) == (1, 1, first.chunk_count - 1)
-    assert counting.embedded == 3  # the passage's two views and its one sentence
+    assert counting.embedded == 2  # the passage and its one sentence
     assert report.version == 2
 
 

@@ -33,7 +33,7 @@ def test_fusion_breaks_ties_by_id() -> None:
 
 # -- one contract for every retriever -------------------------------------------------------------
 
-RETRIEVERS = ["text", "headed", "sentences", "lexical", "hybrid"]
+RETRIEVERS = ["text", "sentences", "lexical", "hybrid"]
 
 
 def retriever(engine, name: str) -> BaseRetriever:
@@ -61,7 +61,7 @@ def test_retriever_respects_k(engine, name: str) -> None:
 @pytest.mark.integration
 def test_hybrid_exposes_each_retrievers_score(engine) -> None:
     [best, *_] = engine.retriever.invoke("how many reps for hypertrophy")
-    assert {"text_score", "headed_score", "sentences_score", "lexical_score"} <= best.metadata.keys()
+    assert {"text_score", "sentences_score", "lexical_score"} <= best.metadata.keys()
 
 
 @pytest.mark.integration
