@@ -110,9 +110,11 @@ class Engine:
     @classmethod
     def load(cls, settings: Settings | None = None, *, show_progress: bool = False) -> Engine:
         """Load the model and open (building or refreshing if needed) the index: seconds, so do it once."""
+        from bot.corpus import load_corpus
         from bot.embedding import load_embeddings
 
         settings = settings or get_settings()
+        load_corpus(settings.corpus_dir)  # a missing or broken corpus fails here, before seconds of model loading
         embeddings = load_embeddings(settings.embedding_model)
         return cls(settings, open_index(settings, embeddings, show_progress=show_progress), embeddings)
 
