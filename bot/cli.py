@@ -118,8 +118,9 @@ def index(
     except (CorpusError, EmbeddingModelError) as error:
         raise _fail(str(error)) from None
     typer.echo(
-        f"Index v{report.version} in {settings.index_dir}: {report.chunk_count} passages "
-        f"({report.added} embedded, {report.removed} removed, {report.kept} unchanged) in {report.seconds:.1f} s."
+        f"Index v{report.version} in {settings.index_dir}: {report.chunk_count} passages ({report.added} new, "
+        f"{report.removed} removed, {report.kept} unchanged; {report.embedded_texts} texts embedded) "
+        f"in {report.seconds:.1f} s."
     )
 
 
@@ -131,6 +132,9 @@ def main() -> None:
         raise SystemExit(130) from None
     except Exception as error:
         log.debug("unexpected failure", exc_info=True)
-        typer.secho(f"Something went wrong ({error.__class__.__name__}). Run with BOT_LOG_LEVEL=DEBUG for details.",
-                    err=True, fg=typer.colors.RED)  # fmt: skip
+        typer.secho(
+            f"Something went wrong ({error.__class__.__name__}). Run with BOT_LOG_LEVEL=DEBUG for details.",
+            err=True,
+            fg=typer.colors.RED,
+        )
         raise SystemExit(1) from None

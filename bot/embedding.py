@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from pathlib import Path
-from threading import Lock
 
 from langchain_core.embeddings import Embeddings
 
+from bot.cache import CountingLRU
 from bot.settings import PACKAGED_EMBEDDING_MODEL
 
 # Models come from installed packages only; a hub lookup would hang or fail on an offline machine.
@@ -51,9 +50,7 @@ class CachedEmbeddings(Embeddings):
     def __init__(self, inner: Embeddings, *, name: str, cache_size: int = 1024) -> None:
         self.inner = inner
         self.name = name
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = Lock()
+        self.cache: CountingLRU[list[float]] = CountingLRU(cache_size)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed passages (never cached: indexing sees each text once)."""
@@ -61,21 +58,11 @@ class CachedEmbeddings(Embeddings):
 
     def cache_clear(self) -> None:
         """Forget every cached query vector (benchmarks measure the model, not the cache)."""
-        with self._lock:
-            self._cache.clear()
+        self.cache.clear()
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a question, from the cache when it was seen recently."""
-        with self._lock:
-            if text in self._cache:
-                self._cache.move_to_end(text)
-                return self._cache[text]
-        vector = self.inner.embed_query(text)
-        with self._lock:
-            self._cache[text] = vector
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return vector
+        return self.cache.get_or_compute(text, lambda: self.inner.embed_query(text))
 
 
 def load_embeddings(model: str = PACKAGED_EMBEDDING_MODEL) -> CachedEmbeddings:

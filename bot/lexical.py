@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -33,16 +32,6 @@ def content_words(text: str) -> set[str]:
     """Stemmed content words of ``text`` (stop words removed), as BM25 sees them."""
     tokens = _new_tokenizer().tokenize([text], return_as="string", show_progress=False)
     return set(tokens[0])
-
-
-def inverse_document_frequencies(documents: Iterable[set[str]]) -> dict[str, float]:
-    """BM25's IDF of each word over ``documents`` (sets of content words)."""
-    frequencies: Counter[str] = Counter()
-    count = 0
-    for words in documents:
-        frequencies.update(words)
-        count += 1
-    return {w: math.log((count - df + 0.5) / (df + 0.5) + 1.0) for w, df in frequencies.items()}
 
 
 class LexicalIndex:
@@ -79,6 +68,19 @@ class LexicalIndex:
         tokenizer.load_vocab(str(folder))
         chunk_ids = json.loads((folder / _IDS_FILE).read_text(encoding="utf-8"))
         return cls(retriever, tokenizer, chunk_ids)
+
+    def idf(self, words: Iterable[str]) -> dict[str, float]:
+        """BM25's inverse document frequency of each stemmed word that occurs in the index."""
+        vocabulary = self._retriever.vocab_dict
+        offsets = self._retriever.scores["indptr"]
+        count = len(self.chunk_ids)
+        weights = {}
+        for word in words:
+            token = vocabulary.get(word)
+            if token:  # 0 is the empty token
+                frequency = int(offsets[token + 1] - offsets[token])
+                weights[word] = math.log((count - frequency + 0.5) / (frequency + 0.5) + 1.0)
+        return weights
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """The best chunk ids for ``query`` (at most ``k``) with their BM25 scores, best first."""

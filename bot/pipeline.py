@@ -6,16 +6,21 @@ disclaimer — in ``_finish``, the one step every path goes through.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
 from threading import Lock
 from typing import Any
 
 import numpy as np
+from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from bot.cache import CountingLRU
 from bot.compose import (
     ComposeSettings,
     Draft,
@@ -27,8 +32,8 @@ from bot.compose import (
     select_claims,
 )
 from bot.guard import guard
-from bot.index import Index, open_index, quotable_sentences
-from bot.lexical import content_words, inverse_document_frequencies
+from bot.index import Index, IndexFiles, load_index, open_index, quotable_sentences, read_manifest
+from bot.lexical import content_words
 from bot.query import Query, build_query, load_synonyms
 from bot.retrieval import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
 from bot.settings import Settings, get_settings
@@ -39,7 +44,7 @@ DISCLAIMER = (
     "This is general information from fitness articles, not medical advice. If pain is severe, "
     "persists or worries you, see a doctor or physical therapist."
 )
-_HISTORY = TypeAdapter(list[Message])
+log = logging.getLogger("bot.pipeline")
 _CANDIDATES_PER_RETRIEVER = 20
 #: Passage similarity counts fully, the best sentence's similarity and BM25 (normalised to its best match)
 #: less; chosen from a stable plateau on eval/sets core + conversations (see README, "Quality and speed").
@@ -60,6 +65,8 @@ class Turn:
     sentence_vectors: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     draft: Draft = field(default_factory=Draft)
     timings: dict[str, float] = field(default_factory=dict)
+    #: The index version this question is answered from, fixed when it arrives.
+    resources: Resources | None = None
 
 
 def _timed(name: str, step: Callable[[Turn], Turn]) -> Runnable[Turn, Turn]:
@@ -72,6 +79,13 @@ def _timed(name: str, step: Callable[[Turn], Turn]) -> Runnable[Turn, Turn]:
     return RunnableLambda(run, name=name)
 
 
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def parse_history(history: Iterable[Any] | None) -> list[Message] | None:
     """Conversation turns as messages, or ``None`` when they are not in the documented form."""
     if history is None:
@@ -82,30 +96,84 @@ def parse_history(history: Iterable[Any] | None) -> list[Message] | None:
         return None
 
 
+@dataclass(frozen=True)
+class Resources:
+    """One version of the index with the retrievers over it; swapped whole when a newer version appears."""
+
+    index: Index
+    retriever: HybridRetriever
+    #: Retrieval results by query text, valid for this version only.
+    results: CountingLRU[list[Document]]
+
+    @property
+    def version(self) -> int:
+        """The index version these resources serve."""
+        return self.index.manifest.version
+
+
 class Engine:
     """Loaded resources (model, index, retrievers) and the chain that answers with them."""
 
     def __init__(self, settings: Settings, index: Index, embeddings: Any) -> None:
         self.settings = settings
-        self.index = index
         self.embeddings = embeddings
         self.synonyms = load_synonyms(settings.resolved_synonyms_file)
         self.compose_settings = ComposeSettings(points=settings.answer_points)
+        self._sentence_words: CountingLRU[set[str]] = CountingLRU(8192)  # content-addressed: never stale
+        self._resources = self._resources_for(index)
+        self._manifest_mtime = _mtime(IndexFiles(settings.index_dir).manifest)
+        self._next_version_check = 0.0
+        self._swap_lock = Lock()
+        self.chain = self._build_chain()
+
+    def _resources_for(self, index: Index) -> Resources:
         texts = {chunk_id: chunk.text for chunk_id, chunk in index.chunks.items()}
         candidates = _CANDIDATES_PER_RETRIEVER
-        self.retriever = HybridRetriever(
+        retriever = HybridRetriever(
             retrievers={
                 "text": DenseRetriever(store=index.stores["text"], k=candidates),
                 "sentences": SentenceRetriever(store=index.stores["sentences"], k=candidates),
                 "lexical": LexicalRetriever(index=index.lexical, texts=texts, k=candidates),
             },
             weights=RETRIEVER_WEIGHTS,
-            k=max(settings.top_k, self.compose_settings.depth),
+            # Room to drop vectors of a newer version that this one does not know.
+            k=max(self.settings.top_k, self.compose_settings.depth) + 5,
         )
-        self._sentence_words: dict[tuple[str, int], set[str]] = {}
-        self._idf = inverse_document_frequencies(content_words(c.text) for c in index.chunks.values())
+        return Resources(index, retriever, CountingLRU(self.settings.cache_size))
 
-        self.chain = self._build_chain()
+    @property
+    def index(self) -> Index:
+        """The index version currently served."""
+        return self._resources.index
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        """The hybrid retriever over the current index version."""
+        return self._resources.retriever
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Switch to a newer index version if a build has produced one; cheap, and throttled to once a second.
+
+        Returns whether the served version changed. Requests in flight finish on the version they started with.
+        """
+        now = time.monotonic()
+        if not force and now < self._next_version_check:
+            return False
+        self._next_version_check = now + 1.0
+        files = IndexFiles(self.settings.index_dir)
+        mtime = _mtime(files.manifest)
+        if mtime == self._manifest_mtime and not force:
+            return False
+        with self._swap_lock:
+            manifest = read_manifest(self.settings.index_dir)
+            if manifest is None or manifest.version == self._resources.version:
+                self._manifest_mtime = mtime
+                return False
+            index = load_index(self.settings, self.embeddings, manifest, client=self._resources.index.client)
+            self._resources = self._resources_for(index)
+            self._manifest_mtime = mtime
+            log.info("Now serving index v%d.", manifest.version)
+            return True
 
     @classmethod
     def load(cls, settings: Settings | None = None, *, show_progress: bool = False) -> Engine:
@@ -141,23 +209,26 @@ class Engine:
         return turn
 
     def _retrieve(self, turn: Turn) -> Turn:
+        resources = turn.resources or self._resources
         history = turn.history[-self.settings.max_history_messages :] if self.settings.max_history_messages else []
         turn.query = build_query(turn.question, history, self.synonyms)
         if not turn.query.search_text:  # nothing but instructions to the bot: nothing to search for
             return turn
-        documents = self.retriever.invoke(turn.query.search_text)
+        search_text = turn.query.search_text
+        documents = resources.results.get_or_compute(search_text, lambda: resources.retriever.invoke(search_text))
+        chunks = resources.index.chunks
         turn.passages = [
             RankedPassage(
-                self.index.chunks[doc.id],
+                chunks[doc.id],
                 doc.metadata["score"],
                 max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "sentences")),
                 doc.metadata.get("lexical_score"),
             )
             for doc in documents
-            if doc.id in self.index.chunks
+            if doc.id in chunks
         ]
         turn.query_vector = self._query_vector(turn.query)
-        turn.sentence_vectors = self._sentence_vectors(turn.passages[: self.compose_settings.depth])
+        turn.sentence_vectors = self._sentence_vectors(resources, turn.passages[: self.compose_settings.depth])
         return turn
 
     def _triage(self, turn: Turn) -> Turn:
@@ -174,8 +245,11 @@ class Engine:
             return turn
         claims = self._claims(turn, limit=2 if verdict.status is Status.escalated else None)
         if verdict.status is Status.escalated:
-            turn.draft = Draft(intro=escalation_intro(verdict), claims=claims,
-                               claims_heading="What the article says that may still help:")  # fmt: skip
+            turn.draft = Draft(
+                intro=escalation_intro(verdict),
+                claims=claims,
+                claims_heading="What the article says that may still help:",
+            )
         elif claims and self._answers_count(turn, claims):
             turn.draft = Draft(claims=claims)
         else:
@@ -195,19 +269,32 @@ class Engine:
         body, cited = render(turn.draft, {p.chunk.chunk_id: p.chunk for p in turn.passages})
         citations = [
             Citation(
-                n=n, chunk_id=chunk.chunk_id, doc_id=chunk.doc_id, title=chunk.title, section=chunk.section_path,
-                text=chunk.text, quote=chunk.text[start - chunk.start : end - chunk.start], start=start, end=end,
+                n=n,
+                chunk_id=chunk.chunk_id,
+                doc_id=chunk.doc_id,
+                title=chunk.title,
+                section=chunk.section_path,
+                text=chunk.text,
+                quote=chunk.text[start - chunk.start : end - chunk.start],
+                start=start,
+                end=end,
             )
             for n, chunk, start, end in cited
-        ]  # fmt: skip
+        ]
         passages = [
             Passage(
-                chunk_id=p.chunk.chunk_id, doc_id=p.chunk.doc_id, section=p.chunk.section_path, text=p.chunk.text,
-                score=round(p.score, 6), dense_score=p.dense_score, lexical_score=p.lexical_score,
-                start=p.chunk.start, end=p.chunk.end,
+                chunk_id=p.chunk.chunk_id,
+                doc_id=p.chunk.doc_id,
+                section=p.chunk.section_path,
+                text=p.chunk.text,
+                score=round(p.score, 6),
+                dense_score=p.dense_score,
+                lexical_score=p.lexical_score,
+                start=p.chunk.start,
+                end=p.chunk.end,
             )
             for p in turn.passages[: self.settings.top_k]
-        ]  # fmt: skip
+        ]
         turn.timings["total"] = round((time.perf_counter() - turn.started) * 1000, 3)
         for stage in ("retrieve", "compose"):
             turn.timings.setdefault(stage, 0.0)
@@ -224,26 +311,28 @@ class Engine:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _sentence_vectors(self, passages: list[RankedPassage]) -> dict[tuple[str, int], np.ndarray]:
+    @staticmethod
+    def _sentence_vectors(resources: Resources, passages: list[RankedPassage]) -> dict[tuple[str, int], np.ndarray]:
         ids = {}
         for passage in passages:
             for sid, sentence in quotable_sentences(passage.chunk):
                 ids[sid] = (passage.chunk.chunk_id, passage.chunk.sentences.index(sentence))
         if not ids:
             return {}
-        found = self.index.stores["sentences"].get(ids=list(ids), include=["embeddings"])  # type: ignore[attr-defined]
+        found = resources.index.stores["sentences"].get(ids=list(ids), include=["embeddings"])  # type: ignore[attr-defined]
         return {
             ids[sid]: np.asarray(vector, dtype=np.float32)
             for sid, vector in zip(found["ids"], found["embeddings"], strict=True)
         }
 
-    def _words(self, turn: Turn) -> Mapping[tuple[str, int], set[str]]:
+    def _words(self, turn: Turn) -> dict[tuple[str, int], set[str]]:
+        words = {}
         for passage in turn.passages[: self.compose_settings.depth]:
             for position, sentence in enumerate(passage.chunk.sentences):
                 key = (passage.chunk.chunk_id, position)
-                if key not in self._sentence_words:
-                    self._sentence_words[key] = content_words(passage.chunk.sentence_text(sentence))
-        return self._sentence_words
+                text = passage.chunk.sentence_text(sentence)
+                words[key] = self._sentence_words.get_or_compute(key, partial(content_words, text))
+        return words
 
     @staticmethod
     def _answers_count(turn: Turn, claims) -> bool:
@@ -266,8 +355,9 @@ class Engine:
         if turn.query is None or turn.query_vector is None:
             return ()
         depth = self.compose_settings.depth
-        evidence = Evidence(turn.passages[:depth], turn.sentence_vectors, self._words(turn), self._idf)
         words = content_words(turn.query.search_text)
+        lexical = (turn.resources or self._resources).index.lexical
+        evidence = Evidence(turn.passages[:depth], turn.sentence_vectors, self._words(turn), lexical.idf(words))
         return select_claims(turn.query_vector, words, evidence, self.compose_settings, limit=limit)
 
     # -- entry point ----------------------------------------------------------------------------
@@ -276,7 +366,8 @@ class Engine:
         """Answer one question in the context of the conversation so far."""
         text = question if isinstance(question, str) else ""
         messages = parse_history(history)
-        turn = Turn(question=text, history=messages or [])
+        self.refresh()
+        turn = Turn(question=text, history=messages or [], resources=self._resources)
         if messages is None:
             turn.verdict = Verdict(Status.invalid, "history")
         return self.chain.invoke(turn)

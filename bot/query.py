@@ -121,5 +121,10 @@ def build_query(question: str, history: Sequence[Message], synonyms: Synonyms) -
     """The retrieval query for this turn of the conversation."""
     asked = without_instructions(question)
     standalone, follow_up = resolve(asked, history) if asked else ("", False)
-    return Query(question=question, asked=asked, standalone=standalone, search_text=synonyms.expand(standalone),
-                 is_follow_up=follow_up)  # fmt: skip
+    return Query(
+        question=question,
+        asked=asked,
+        standalone=standalone,
+        search_text=synonyms.expand(standalone),
+        is_follow_up=follow_up,
+    )

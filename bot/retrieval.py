@@ -92,8 +92,11 @@ class SentenceRetriever(BaseRetriever):
         for doc, distance in self.store.similarity_search_with_score(query, k=self.sentences):
             chunk_id = doc.metadata["chunk_id"]
             if chunk_id not in best:  # results come nearest first
-                best[chunk_id] = Document(id=chunk_id, page_content=doc.page_content,
-                                          metadata={"score": 1.0 - distance, "sentence_id": doc.id})  # fmt: skip
+                best[chunk_id] = Document(
+                    id=chunk_id,
+                    page_content=doc.page_content,
+                    metadata={"score": 1.0 - distance, "sentence_id": doc.id},
+                )
         return list(best.values())[: self.k]
 
 

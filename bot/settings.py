@@ -29,11 +29,15 @@ class Settings(BaseSettings):
         description="'all-MiniLM-L6-v2' (packaged, offline) or a path to a sentence-transformers model folder.",
     )
     collection: str = Field("knee", min_length=3, description="Prefix of the Chroma collection names.")
+    chroma_url: str | None = Field(
+        None, description="A Chroma server (e.g. http://127.0.0.1:8000) shared by app processes; default: embedded."
+    )
     chunk_max_chars: int = Field(450, ge=120, le=4000, description="Largest passage, in characters.")
     top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
     max_question_chars: int = Field(1000, ge=10, le=100_000, description="Longer questions are rejected.")
     max_history_messages: int = Field(20, ge=0, le=1000, description="Older conversation turns are ignored.")
     answer_points: int = Field(3, ge=0, le=10, description="Supporting points after the lead sentence.")
+    cache_size: int = Field(1024, ge=0, le=1_000_000, description="Questions whose retrieval is cached (0: off).")
     log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
 
     @property

@@ -66,43 +66,61 @@ _SWELLING = r"(swell\w*|swollen|puff\w*|balloon\w*|blew up|blown up|huge|balloon
 RED_FLAGS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
     (reason, re.compile(pattern, re.IGNORECASE), phrase)
     for reason, pattern, phrase in (
-        ("pop_swelling",
-         rf"\b(pop\w*|snap\w*|crack(ed)?|tore|tear|ripped)\b.*\b{_SWELLING}\b|\b{_SWELLING}\b.*\b(pop\w*|snap\w*)\b",
-         "A pop followed by swelling"),
-        ("cannot_bear_weight",
-         r"\b(can'?t|cannot|can ?not|unable to|couldn'?t|not able to|too painful to|hurts too much to)\b[^.?!]{0,25}"
-         r"\b(bear weight|put (any |much )?weight|weight on|stand on|walk|stand up|step on)\b",
-         "Not being able to put weight on the leg"),
-        ("locking",
-         r"\block(s|ed|ing)? up\b|\b(keeps?|kept) locking\b|\b(gets?|got|getting|is|was) stuck\b|"
-         r"\bknees? (locks|locked)\b(?! out)|\bcan'?t (fully )?(straighten|bend)\b|\bwon'?t (fully )?(straighten|bend)\b|"
-         r"\bcatch(es|ing) and lock",
-         "A knee that locks or gets stuck"),
-        ("giving_way",
-         r"\b(giv(es|ing)|gave|give) (way|out)\b|\bbuckl(e|es|ed|ing)\b(?!\s+(in|inward|inwards|inside)\b)|"
-         r"\bcollaps(es|ed|ing) under\b|\bunstable\b|\bgives out\b",
-         "A knee that gives way"),
-        ("hot_swollen_or_fever",
-         rf"\bfever\w*|\bchills\b|\b(hot|warm|red)\b[^.?!]{{0,30}}\b{_SWELLING}\b|\b{_SWELLING}\b[^.?!]{{0,30}}\b(hot|warm|red)\b",
-         "A hot, swollen knee or a fever"),
-        ("numbness",
-         r"\bnumb\w*|\btingl\w*|pins and needles|\bcan'?t feel (my |the )?(foot|feet|toes|leg|knee)\b|\bdead leg\b",
-         "Numbness or tingling"),
-        ("swollen_calf",
-         rf"\bcal(f|ves)\b[^.?!]{{0,40}}\b{_SWELLING}\b|\b{_SWELLING}\b[^.?!]{{0,40}}\bcal(f|ves)\b",
-         "A swollen, painful calf"),
-        ("deformity",
-         r"\bdeform\w*|\bout of place\b|\bdislocat\w*|\bpopped out\b|\bbent the wrong way\b|\blooks (wrong|weird|misshapen|crooked)\b|"
-         r"\b(knee ?cap|patella)\b[^.?!]{0,40}\b(off to the side|to the side|sideways|out of line|shifted|moved|slipped|popped out)\b|"
-         r"\bsideways\b",
-         "A knee that looks deformed or out of place"),
-        ("pain_at_rest_or_night",
-         r"\b(at night|at rest|while resting|when resting|when i rest|in bed|lying down)\b[^.?!]{0,30}\b(worse|hurts?|pain\w*|throb\w*|ach\w*)\b|"
-         r"\b(worse|hurts?|pain\w*|throb\w*|ach\w*)\b[^.?!]{0,40}\b(at night|at rest|while resting|when resting|when i rest|in bed|lying down)\b|"
-         r"\bwakes? me( up)?\b|\bkeeps? me (up|awake)\b|\b(can'?t|cannot) sleep\b",
-         "Pain that gets worse at rest or at night"),
+        (
+            "pop_swelling",
+            rf"\b(pop\w*|snap\w*|crack(ed)?|tore|tear|ripped)\b.*\b{_SWELLING}\b|\b{_SWELLING}\b.*\b(pop\w*|snap\w*)\b",
+            "A pop followed by swelling",
+        ),
+        (
+            "cannot_bear_weight",
+            r"\b(can'?t|cannot|can ?not|unable to|couldn'?t|not able to|too painful to|hurts too much to)\b[^.?!]{0,25}"
+            r"\b(bear weight|put (any |much )?weight|weight on|stand on|walk|stand up|step on)\b",
+            "Not being able to put weight on the leg",
+        ),
+        (
+            "locking",
+            r"\block(s|ed|ing)? up\b|\b(keeps?|kept) locking\b|\b(gets?|got|getting|is|was) stuck\b|"
+            r"\bknees? (locks|locked)\b(?! out)|\bcan'?t (fully )?(straighten|bend)\b|\bwon'?t (fully )?(straighten|bend)\b|"
+            r"\bcatch(es|ing) and lock",
+            "A knee that locks or gets stuck",
+        ),
+        (
+            "giving_way",
+            r"\b(giv(es|ing)|gave|give) (way|out)\b|\bbuckl(e|es|ed|ing)\b(?!\s+(in|inward|inwards|inside)\b)|"
+            r"\bcollaps(es|ed|ing) under\b|\bunstable\b|\bgives out\b",
+            "A knee that gives way",
+        ),
+        (
+            "hot_swollen_or_fever",
+            rf"\bfever\w*|\bchills\b|\b(hot|warm|red)\b[^.?!]{{0,30}}\b{_SWELLING}\b|\b{_SWELLING}\b[^.?!]{{0,30}}\b(hot|warm|red)\b",
+            "A hot, swollen knee or a fever",
+        ),
+        (
+            "numbness",
+            r"\bnumb\w*|\btingl\w*|pins and needles|\bcan'?t feel (my |the )?(foot|feet|toes|leg|knee)\b|\bdead leg\b",
+            "Numbness or tingling",
+        ),
+        (
+            "swollen_calf",
+            rf"\bcal(f|ves)\b[^.?!]{{0,40}}\b{_SWELLING}\b|\b{_SWELLING}\b[^.?!]{{0,40}}\bcal(f|ves)\b",
+            "A swollen, painful calf",
+        ),
+        (
+            "deformity",
+            r"\bdeform\w*|\bout of place\b|\bdislocat\w*|\bpopped out\b|\bbent the wrong way\b|\blooks (wrong|weird|misshapen|crooked)\b|"
+            r"\b(knee ?cap|patella)\b[^.?!]{0,40}\b(off to the side|to the side|sideways|out of line|shifted|moved|slipped|popped out)\b|"
+            r"\bsideways\b",
+            "A knee that looks deformed or out of place",
+        ),
+        (
+            "pain_at_rest_or_night",
+            r"\b(at night|at rest|while resting|when resting|when i rest|in bed|lying down)\b[^.?!]{0,30}\b(worse|hurts?|pain\w*|throb\w*|ach\w*)\b|"
+            r"\b(worse|hurts?|pain\w*|throb\w*|ach\w*)\b[^.?!]{0,40}\b(at night|at rest|while resting|when resting|when i rest|in bed|lying down)\b|"
+            r"\bwakes? me( up)?\b|\bkeeps? me (up|awake)\b|\b(can'?t|cannot) sleep\b",
+            "Pain that gets worse at rest or at night",
+        ),
     )
-)  # fmt: skip
+)
 
 
 def red_flag(text: str) -> Verdict | None:
@@ -183,26 +201,36 @@ def states_count(text: str, thing: str) -> bool:
 NOT_COVERED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (topic, re.compile(pattern, re.IGNORECASE))
     for topic, pattern in (
-        ("medication",
-         r"\b(ibuprofen|advil|motrin|naproxen|aleve|aspirin|tylenol|acetaminophen|paracetamol|pain ?killers?|"
-         r"nsaids?|anti-?inflammator\w*|medication\w*|medicines?|meds|pills?|tablets?|doses?|dosage|dosing|\d*\s?mg|"
-         r"milligrams?|prescri\w*|opioids?|steroids?|voltaren|diclofenac|creams?|gels?|supplements?|glucosamine|"
-         r"collagen|turmeric|how much .* take)\b"),
-        ("injection",
-         r"\b(injections?|inject\w*|cortisone|prp|platelet[- ]rich|hyaluronic|(steroid|gel|cortisone|knee) shots?)\b"),
-        ("home_treatment",
-         r"\b(ice|icing|iced|ice ?packs?|cold packs?|heat packs?|heating pads?|hot packs?|heat therapy|cold therapy|"
-         r"cryotherapy|ice baths?|heat or ice|ice or heat|compression wraps?)\b"),
-        ("surgery",
-         r"\b(surgery|surgeries|surgical|surgeon|operation|operate\w*|arthroscop\w*|reconstruction|"
-         r"knee replacement|meniscectomy|scope)\b"),
-        ("diagnosis",
-         r"\b(diagnos\w*|mri|x-?rays?|scan|ultrasound)\b|"
-         r"\b(do i have|have i got|is it|is this|could it be|could this be|might it be|am i|did i)\b[^.?!]{0,40}"
-         r"\b(torn|tear|rupture\w*|fracture\w*|broken|break|arthritis|bursitis|meniscus|acl|mcl|pcl|sprain\w*|"
-         r"chondromalacia|tendinitis|tendonitis|syndrome)\b"),
+        (
+            "medication",
+            r"\b(ibuprofen|advil|motrin|naproxen|aleve|aspirin|tylenol|acetaminophen|paracetamol|pain ?killers?|"
+            r"nsaids?|anti-?inflammator\w*|medication\w*|medicines?|meds|pills?|tablets?|doses?|dosage|dosing|\d*\s?mg|"
+            r"milligrams?|prescri\w*|opioids?|steroids?|voltaren|diclofenac|creams?|gels?|supplements?|glucosamine|"
+            r"collagen|turmeric|how much .* take)\b",
+        ),
+        (
+            "injection",
+            r"\b(injections?|inject\w*|cortisone|prp|platelet[- ]rich|hyaluronic|(steroid|gel|cortisone|knee) shots?)\b",
+        ),
+        (
+            "home_treatment",
+            r"\b(ice|icing|iced|ice ?packs?|cold packs?|heat packs?|heating pads?|hot packs?|heat therapy|cold therapy|"
+            r"cryotherapy|ice baths?|heat or ice|ice or heat|compression wraps?)\b",
+        ),
+        (
+            "surgery",
+            r"\b(surgery|surgeries|surgical|surgeon|operation|operate\w*|arthroscop\w*|reconstruction|"
+            r"knee replacement|meniscectomy|scope)\b",
+        ),
+        (
+            "diagnosis",
+            r"\b(diagnos\w*|mri|x-?rays?|scan|ultrasound)\b|"
+            r"\b(do i have|have i got|is it|is this|could it be|could this be|might it be|am i|did i)\b[^.?!]{0,40}"
+            r"\b(torn|tear|rupture\w*|fracture\w*|broken|break|arthritis|bursitis|meniscus|acl|mcl|pcl|sprain\w*|"
+            r"chondromalacia|tendinitis|tendonitis|syndrome)\b",
+        ),
     )
-)  # fmt: skip
+)
 
 
 def not_covered(text: str) -> Verdict | None:

@@ -12,8 +12,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def run(args: list[str], settings: Settings, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BOT_INDEX_DIR": str(settings.index_dir), "BOT_CORPUS_DIR": str(settings.corpus_dir)}
-    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
-                          env=env, cwd=PROJECT_ROOT, timeout=180, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=180,
+        check=False,
+    )
 
 
 def test_ask_prints_the_answer_its_sources_and_the_disclaimer(index_settings: Settings, engine) -> None:
@@ -55,7 +63,7 @@ def test_ask_on_a_fresh_clone_builds_the_missing_index(tmp_path, index_settings:
 
 def test_index_reports_what_it_did(index_settings: Settings, engine) -> None:
     result = run(["index"], index_settings)
-    assert result.returncode == 0 and "0 embedded" in result.stdout
+    assert result.returncode == 0 and "0 texts embedded" in result.stdout
 
 
 def test_a_missing_corpus_is_a_clear_error_not_a_traceback(tmp_path) -> None:

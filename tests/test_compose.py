@@ -19,11 +19,25 @@ from bot.types import Chunk, Sentence, Status
 
 TEXT = "Keep your knees aligned. This prevents strain. Lift slowly and carefully every time."
 CHUNK = Chunk(
-    chunk_id="doc#1", doc_id="doc", title="T", section=("S",), text=TEXT, start=100, end=100 + len(TEXT),
+    chunk_id="doc#1",
+    doc_id="doc",
+    title="T",
+    section=("S",),
+    text=TEXT,
+    start=100,
+    end=100 + len(TEXT),
     sentences=(Sentence(100, 124), Sentence(125, 146), Sentence(147, 100 + len(TEXT))),
-)  # fmt: skip
-OTHER = Chunk(chunk_id="doc#2", doc_id="doc", title="T", section=("S2",), text="Rest 48 hours.", start=300, end=314,
-              sentences=(Sentence(300, 314),))  # fmt: skip
+)
+OTHER = Chunk(
+    chunk_id="doc#2",
+    doc_id="doc",
+    title="T",
+    section=("S2",),
+    text="Rest 48 hours.",
+    start=300,
+    end=314,
+    sentences=(Sentence(300, 314),),
+)
 
 
 def unit(*values: float) -> np.ndarray:
@@ -59,11 +73,13 @@ def test_irrelevant_sentences_are_left_out() -> None:
 
 
 def test_render_numbers_sources_in_order_of_first_use_and_spans_their_quotes() -> None:
-    draft = Draft(claims=(
-        Claim("Rest 48 hours.", (Support("doc#2", 300, 314),)),
-        Claim("Keep your knees aligned.", (Support("doc#1", 100, 124),)),
-        Claim("Lift slowly and carefully every time.", (Support("doc#1", 147, 184),)),
-    ))  # fmt: skip
+    draft = Draft(
+        claims=(
+            Claim("Rest 48 hours.", (Support("doc#2", 300, 314),)),
+            Claim("Keep your knees aligned.", (Support("doc#1", 100, 124),)),
+            Claim("Lift slowly and carefully every time.", (Support("doc#1", 147, 184),)),
+        )
+    )
     markdown, citations = render(draft, {"doc#1": CHUNK, "doc#2": OTHER})
     assert markdown == (
         "Rest 48 hours. [1]\n\n- Keep your knees aligned. [2]\n- Lift slowly and carefully every time. [2]"
@@ -76,8 +92,10 @@ def test_render_numbers_sources_in_order_of_first_use_and_spans_their_quotes() -
 
 def test_a_list_claim_renders_as_a_list_and_keeps_points_apart() -> None:
     listing = Claim("Try these:\n\n- wall sits\n- deadlifts", (Support("doc#1", 100, 124),), is_list=True)
-    markdown, _ = render(Draft(claims=(listing, Claim("Rest 48 hours.", (Support("doc#2", 300, 314),)))),
-                         {"doc#1": CHUNK, "doc#2": OTHER})  # fmt: skip
+    markdown, _ = render(
+        Draft(claims=(listing, Claim("Rest 48 hours.", (Support("doc#2", 300, 314),)))),
+        {"doc#1": CHUNK, "doc#2": OTHER},
+    )
     assert markdown == "Try these: [1]\n\n- wall sits\n- deadlifts\n\nAlso worth knowing:\n\n- Rest 48 hours. [2]"
 
 

@@ -13,8 +13,13 @@ from bot.settings import PROJECT_ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SETS = PROJECT_ROOT / "eval" / "sets"
-STATUS = {"answer": "answered", "escalate": "escalated", "refuse": "out_of_scope", "not_found": "not_found",
-          "invalid": "invalid"}  # fmt: skip
+STATUS = {
+    "answer": "answered",
+    "escalate": "escalated",
+    "refuse": "out_of_scope",
+    "not_found": "not_found",
+    "invalid": "invalid",
+}
 
 
 def cases(name: str) -> list[dict]:
@@ -57,8 +62,12 @@ def test_passages_are_at_most_about_450_characters(engine: Engine) -> None:
 
 
 def test_every_red_flag_is_escalated(results) -> None:
-    missed = [c["id"] for pairs in results.values() for c, a in pairs if c["expect"] == "escalate"
-              and a.status.value != "escalated"]  # fmt: skip
+    missed = [
+        c["id"]
+        for pairs in results.values()
+        for c, a in pairs
+        if c["expect"] == "escalate" and a.status.value != "escalated"
+    ]
     assert missed == []
 
 
@@ -72,8 +81,12 @@ def test_every_reply_carries_the_disclaimer(results) -> None:
 
 
 def test_expected_statuses(results) -> None:
-    wrong = [(c["id"], c["expect"], a.status.value) for pairs in results.values() for c, a in pairs
-             if STATUS[c["expect"]] != a.status.value]  # fmt: skip
+    wrong = [
+        (c["id"], c["expect"], a.status.value)
+        for pairs in results.values()
+        for c, a in pairs
+        if STATUS[c["expect"]] != a.status.value
+    ]
     assert len(wrong) <= 2, wrong
 
 
@@ -88,8 +101,13 @@ def test_key_facts_are_in_the_answers(results) -> None:
 
 
 def test_forbidden_text_never_appears(results) -> None:
-    leaks = [(c["id"], bad) for pairs in results.values() for c, a in pairs for bad in c.get("must_not_include", [])
-             if bad.lower() in a.answer.lower()]  # fmt: skip
+    leaks = [
+        (c["id"], bad)
+        for pairs in results.values()
+        for c, a in pairs
+        for bad in c.get("must_not_include", [])
+        if bad.lower() in a.answer.lower()
+    ]
     assert leaks == []
 
 

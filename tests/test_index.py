@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from bot.index import IndexFiles, IndexUnavailable, build_index, open_index, read_manifest, stale_reasons
+from bot.index import IndexFiles, IndexUnavailable, build_index, load_index, open_index, read_manifest, stale_reasons
 from bot.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -45,8 +45,9 @@ def edit(corpus: Path, old: str, new: str) -> None:
 def test_a_fresh_build_records_what_it_was_built_from(settings: Settings, counting) -> None:
     report = build_index(settings, counting)
     manifest = read_manifest(settings.index_dir)
-    assert manifest is not None and manifest.status == "complete" and manifest.version == 1
+    assert manifest is not None and manifest.version == 1
     assert manifest.chunk_count == report.chunk_count == report.added > 30
+    assert list(manifest.documents) == ["leg-press-knee-pain"]
     assert manifest.embedding_model == "all-MiniLM-L6-v2" and manifest.embedding_dim == 384
     assert stale_reasons(settings, manifest) == []
 
@@ -101,15 +102,34 @@ def test_a_changed_embedding_model_rebuilds_from_scratch(settings: Settings, cou
     assert report.rebuilt_from_scratch and counting.embedded > 100
 
 
-def test_a_half_written_build_is_finished_before_answering(settings: Settings, counting, caplog) -> None:
+class FailingEmbeddings(CountingEmbeddings):
+    """Dies after embedding ``budget`` texts, like a build killed half-way."""
+
+    def __init__(self, inner: Embeddings, budget: int) -> None:
+        super().__init__(inner)
+        self.budget = budget
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.embedded + len(texts) > self.budget:
+            raise KeyboardInterrupt("killed mid-build")
+        return super().embed_documents(texts)
+
+
+def test_a_build_killed_half_way_leaves_the_live_index_serving_and_is_resumed(settings, counting, caplog) -> None:
     build_index(settings, counting)
-    manifest = IndexFiles(settings.index_dir).manifest
-    manifest.write_text(manifest.read_text().replace('"complete"', '"building"'))
-    assert stale_reasons(settings, read_manifest(settings.index_dir)) == ["the last build did not finish"]
+    edit(settings.corpus_dir, "Using knee sleeves can help", "Using good knee sleeves can help")
+    with pytest.raises(KeyboardInterrupt):
+        build_index(settings, FailingEmbeddings(counting.inner, budget=1))  # the passage, not its sentence
+    assert read_manifest(settings.index_dir).version == 1
+    live = load_index(settings, counting, read_manifest(settings.index_dir))
+    assert any("Using knee sleeves can help" in c.text for c in live.chunks.values())
+    counting.embedded = 0
     with caplog.at_level(logging.WARNING, logger="bot.index"):
-        open_index(settings, counting)
+        index = open_index(settings, counting)
     assert "did not finish" in caplog.text
-    assert read_manifest(settings.index_dir).status == "complete"
+    assert counting.embedded == 1  # only the sentence; the killed build's passage vector was reused
+    assert index.manifest.version == 2 and any("good knee sleeves" in c.text for c in index.chunks.values())
+    assert not IndexFiles(settings.index_dir).pending.exists()
 
 
 def test_a_corrupted_store_is_rebuilt(settings: Settings, counting, caplog) -> None:
@@ -126,6 +146,18 @@ def test_a_corrupted_store_is_rebuilt(settings: Settings, counting, caplog) -> N
 
 def test_a_missing_part_is_detected(settings: Settings, counting) -> None:
     build_index(settings, counting)
-    IndexFiles(settings.index_dir).chunks.unlink()
+    IndexFiles(settings.index_dir).chunks(1).unlink()
     with pytest.raises(IndexUnavailable, match="damaged"):
         open_index(settings, counting, rebuild=False)
+
+
+def test_a_running_engine_switches_to_a_newer_version_without_restarting(settings: Settings, counting) -> None:
+    from bot.pipeline import Engine
+
+    engine = Engine(settings, open_index(settings, counting), counting)
+    assert "good knee sleeves" not in engine.ask("Do knee sleeves help?").answer
+    edit(settings.corpus_dir, "Using knee sleeves can help", "Using good knee sleeves can help")
+    build_index(settings, counting)  # as another process would
+    assert engine.refresh(force=True)
+    assert engine.index.manifest.version == 2
+    assert "good knee sleeves" in engine.ask("Do knee sleeves help?").answer.lower()

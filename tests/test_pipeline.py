@@ -54,8 +54,10 @@ def test_quotes_point_at_the_exact_source_text(engine: Engine) -> None:
 
 
 def test_a_follow_up_is_answered_in_context(engine: Engine) -> None:
-    history = [{"role": "user", "content": "Where should my feet go on the leg press?"},
-               {"role": "assistant", "content": "Shoulder-width apart."}]  # fmt: skip
+    history = [
+        {"role": "user", "content": "Where should my feet go on the leg press?"},
+        {"role": "assistant", "content": "Shoulder-width apart."},
+    ]
     answer = engine.ask("and what if I put them higher?", history)
     assert answer.status is Status.answered
     assert "higher" in answer.answer and ("hamstrings" in answer.answer or "hip" in answer.answer)

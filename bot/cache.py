@@ -1,0 +1,47 @@
+"""A thread-safe LRU cache that counts its hits, for the query-vector and retrieval caches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from threading import Lock
+from typing import Generic, TypeVar
+
+from cachetools import LRUCache
+
+V = TypeVar("V")
+
+
+class CountingLRU(Generic[V]):
+    """``get_or_compute`` with a bounded LRU behind it; ``hits``/``misses`` feed the metrics."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._cache: LRUCache[Hashable, V] = LRUCache(maxsize=max(1, maxsize))
+        self._enabled = maxsize > 0
+        self._lock = Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The cached value for ``key``, computing (outside the lock) and storing it on a miss."""
+        if self._enabled:
+            with self._lock:
+                if key in self._cache:
+                    self.hits += 1
+                    return self._cache[key]
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            if self._enabled:
+                self._cache[key] = value
+        return value
+
+    def clear(self) -> None:
+        """Forget everything (counters stay)."""
+        with self._lock:
+            self._cache.clear()
+
+    @property
+    def hit_rate(self) -> float:
+        """Share of lookups served from the cache."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
