@@ -35,6 +35,21 @@ class CountingLRU(Generic[V]):
                 self._cache[key] = value
         return value
 
+    def contains(self, key: Hashable) -> bool:
+        """Whether ``key`` is cached (not counted as a lookup)."""
+        with self._lock:
+            return key in self._cache
+
+    def peek(self, key: Hashable) -> V | None:
+        """The cached value for ``key`` or ``None`` (not counted as a lookup)."""
+        with self._lock:
+            return self._cache.get(key)
+
+    def put(self, key: Hashable, value: V) -> None:
+        """Store ``value`` for ``key``."""
+        with self._lock:
+            self._cache[key] = value
+
     def clear(self) -> None:
         """Forget everything (counters stay)."""
         with self._lock:

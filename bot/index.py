@@ -2,17 +2,17 @@
 
 Layout under ``BOT_INDEX_DIR``::
 
-    manifest.json      the live version: what it was built from (model, chunker, a hash per article)
-    v<N>/chunks.jsonl  that version's passages      v<N>/lexical/  its BM25 index
-    chroma/            the vectors (embedded mode; with BOT_CHROMA_URL they live in a Chroma server)
-    pending.json       vectors written by a build that has not switched yet
+    manifest.json      the live version: what it was built from (model, chunker, each article's hash and passages)
+    lexical-v<N>/      that version's BM25 index (tantivy)
+    chroma/            the vectors and passage records (embedded mode; with BOT_CHROMA_URL, a Chroma server)
+    pending.json       passages written by a build that has not switched yet
 
-Vectors are content-addressed (a chunk id hashes what the chunk says and where), so a build only
-embeds new passages, writes them beside the live ones, writes the next version's table and BM25,
-and then switches ``manifest.json`` atomically; only after that are vectors no version needs deleted.
-A reader never sees a half-built index, a killed build leaves the live one serving, and the next build
-reuses whatever the killed one had already embedded. Opening compares the manifest with the corpus
-and model on disk: anything stale or damaged is reported in plain words and rebuilt.
+Vectors are content-addressed (a chunk id hashes what the chunk says and where), so a build only chunks
+and embeds the articles that changed, writes their passages beside the live ones, copies the BM25 index
+and updates the copy, and then switches ``manifest.json`` atomically; only after that are passages no
+version needs deleted. A reader never sees a half-built index, a killed build leaves the live one
+serving, and the next build reuses whatever the killed one had already embedded. Opening compares the
+manifest with the corpus and model on disk: anything stale or damaged is reported and rebuilt.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel, ValidationError
 
+from bot.cache import CountingLRU
 from bot.chunking import CHUNKER_VERSION, chunk_document
 from bot.corpus import article_paths, corpus_fingerprint, load_document
 from bot.lexical import LexicalIndex
@@ -68,7 +69,6 @@ class Manifest(BaseModel):
     chunker: str
     documents: dict[str, DocumentEntry]
     chunk_count: int
-    sentence_count: int
     built_at: str
 
 
@@ -90,20 +90,12 @@ class IndexFiles:
 
     @property
     def pending(self) -> Path:
-        """Ids written to the store by a build that has not switched yet."""
+        """Passages written to the store by a build that has not switched yet."""
         return self.root / "pending.json"
 
-    def version(self, number: int) -> Path:
-        """The folder of one version's passages and BM25 index."""
-        return self.root / f"v{number}"
-
-    def chunks(self, number: int) -> Path:
-        """One version's passages, one JSON object per line."""
-        return self.version(number) / "chunks.jsonl"
-
-    def lexical(self, number: int) -> Path:
+    def lexical(self, version: int) -> Path:
         """One version's BM25 index."""
-        return self.version(number) / "lexical"
+        return self.root / f"lexical-v{version}"
 
 
 @dataclass(frozen=True)
@@ -121,12 +113,83 @@ class BuildReport:
     rebuilt_from_scratch: bool = False
 
 
+# -- passage records -----------------------------------------------------------------------------
+
+
+def _record(chunk: Chunk) -> dict[str, Any]:
+    """A chunk as vector-store metadata: everything needed to cite it, stored once, with its vector."""
+    return {
+        "doc_id": chunk.doc_id,
+        "title": chunk.title,
+        "section": json.dumps(chunk.section, ensure_ascii=False),
+        "text": chunk.text,
+        "start": chunk.start,
+        "end": chunk.end,
+        "context": chunk.context,
+        "sentences": json.dumps([list(s) for s in chunk.sentences]),
+    }
+
+
+def _chunk(chunk_id: str, record: dict[str, Any]) -> Chunk:
+    return Chunk(
+        chunk_id=chunk_id,
+        doc_id=record["doc_id"],
+        title=record["title"],
+        section=tuple(json.loads(record["section"])),
+        text=record["text"],
+        start=record["start"],
+        end=record["end"],
+        context=record["context"],
+        sentences=tuple(Sentence(*values) for values in json.loads(record["sentences"])),
+    )
+
+
+class ChunkTable(Mapping[str, Chunk]):
+    """The live version's passages: ids from the manifest, records read from the vector store when needed."""
+
+    def __init__(self, ids: list[str], store: VectorStore, cache: CountingLRU[Chunk] | None = None) -> None:
+        self._ids = ids
+        self._live = frozenset(ids)
+        self._store = store
+        #: Passage records by id; content-addressed, so one cache serves every version.
+        self.cache: CountingLRU[Chunk] = cache or CountingLRU(4096)
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self._live
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, chunk_id: str) -> Chunk:
+        if chunk_id not in self._live:
+            raise KeyError(chunk_id)
+        return self.fetch([chunk_id])[chunk_id]
+
+    def fetch(self, ids: Iterable[str]) -> dict[str, Chunk]:
+        """The records of ``ids`` that belong to this version, in one store round trip for the uncached ones."""
+        wanted = [i for i in dict.fromkeys(ids) if i in self._live]
+        missing = [i for i in wanted if not self.cache.contains(i)]
+        for start in range(0, len(missing), 5000):
+            found = self._store.get(ids=missing[start : start + 5000], include=["metadatas"])  # type: ignore[attr-defined]
+            for chunk_id, record in zip(found["ids"], found["metadatas"], strict=True):
+                self.cache.put(chunk_id, _chunk(chunk_id, record))
+        return {i: chunk for i in wanted if (chunk := self.cache.peek(i)) is not None}
+
+    def values(self) -> list[Chunk]:  # type: ignore[override]
+        """Every passage (reads the whole version: for tests and tools, not for answering)."""
+        found = self.fetch(self._ids)
+        return [found[i] for i in self._ids if i in found]
+
+
 @dataclass
 class Index:
-    """An opened, verified version of the index: passages, BM25 and one vector store per view."""
+    """An opened, verified version of the index: its passages, BM25 and one vector store per view."""
 
     manifest: Manifest
-    chunks: dict[str, Chunk]
+    chunks: ChunkTable
     lexical: LexicalIndex
     stores: dict[str, VectorStore]
     #: The Chroma client behind the stores, reused when a newer version is opened.
@@ -172,11 +235,17 @@ def _forget_chroma_clients() -> None:
 
 def _collections(client: Any, settings: Settings) -> dict[str, Any]:
     return {
-        view: client.get_or_create_collection(
-            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
-        )
+        view: client.get_or_create_collection(name, embedding_function=None, configuration=_COSINE)
         for view, name in _collection_names(settings).items()
     }
+
+
+def _delete_collections(client: Any, settings: Settings) -> None:
+    from chromadb.errors import NotFoundError
+
+    for name in _collection_names(settings).values():
+        with suppress(NotFoundError, ValueError):  # nothing to delete
+            client.delete_collection(name)
 
 
 def vector_stores(client: Any, settings: Settings, embeddings: Embeddings) -> dict[str, VectorStore]:
@@ -185,16 +254,13 @@ def vector_stores(client: Any, settings: Settings, embeddings: Embeddings) -> di
 
     return {
         view: Chroma(
-            collection_name=name,
-            client=client,
-            embedding_function=embeddings,
-            collection_configuration={"hnsw": {"space": "cosine"}},
+            collection_name=name, client=client, embedding_function=embeddings, collection_configuration=_COSINE
         )
         for view, name in _collection_names(settings).items()
     }
 
 
-# -- small file helpers --------------------------------------------------------------------------
+# -- small helpers -------------------------------------------------------------------------------
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -206,28 +272,9 @@ def _write_atomically(path: Path, text: str) -> None:
 def read_manifest(index_dir: Path) -> Manifest | None:
     """The live manifest, or ``None`` when it is missing or unreadable."""
     try:
-        return Manifest.model_validate_json(IndexFiles(index_dir).manifest.read_text(encoding="utf-8"))
+        return Manifest.model_validate_json(IndexFiles(index_dir).manifest.read_bytes())
     except (OSError, ValidationError, ValueError):
         return None
-
-
-def _chunk_to_json(chunk: Chunk) -> str:
-    record = asdict(chunk)
-    record["sentences"] = [[s.start, s.end, s.quotable, s.is_list] for s in chunk.sentences]
-    return json.dumps(record, ensure_ascii=False)
-
-
-def _chunk_from_json(line: str) -> Chunk:
-    record = json.loads(line)
-    record["section"] = tuple(record["section"])
-    record["sentences"] = tuple(Sentence(*values) for values in record["sentences"])
-    return Chunk(**record)
-
-
-def read_chunks(path: Path) -> dict[str, Chunk]:
-    """A version's passages by id, in corpus order."""
-    with path.open(encoding="utf-8") as lines:
-        return {c.chunk_id: c for c in map(_chunk_from_json, lines)}
 
 
 def sentence_id(chunk: Chunk, position: int) -> str:
@@ -254,11 +301,16 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-# -- checking ------------------------------------------------------------------------------------
-
-
 def _chunker_id(settings: Settings) -> str:
     return f"{CHUNKER_VERSION}/{settings.chunk_max_chars}"
+
+
+def _in_batches(ids: list[str], size: int = 5000) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+# -- checking ------------------------------------------------------------------------------------
 
 
 def stale_reasons(settings: Settings, manifest: Manifest | None) -> list[str]:
@@ -288,80 +340,6 @@ def stale_reasons(settings: Settings, manifest: Manifest | None) -> list[str]:
 # -- building ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Row:
-    text: str
-    metadata: dict[str, Any]
-
-
-def _rows(chunks: Iterable[Chunk]) -> dict[str, dict[str, _Row]]:
-    """What each view stores: id → text to embed and metadata."""
-    rows: dict[str, dict[str, _Row]] = {view: {} for view in VIEWS}
-    for c in chunks:
-        rows["text"][c.chunk_id] = _Row(c.plain_text, {"doc_id": c.doc_id, "start": c.start, "end": c.end})
-        for sid, s in quotable_sentences(c):
-            rows["sentences"][sid] = _Row(c.sentence_text(s), {"chunk_id": c.chunk_id})
-    return rows
-
-
-def _chunk_corpus(settings: Settings, reusable: dict[str, list[Chunk]]) -> tuple[list[Chunk], dict[str, DocumentEntry]]:
-    """The passages of every article, reusing those of articles whose content hash is unchanged."""
-    fingerprint = corpus_fingerprint(settings.corpus_dir)
-    chunks: list[Chunk] = []
-    documents: dict[str, DocumentEntry] = {}
-    for path in article_paths(settings.corpus_dir):
-        doc_id = path.relative_to(settings.corpus_dir).with_suffix("").as_posix()
-        key = f"{doc_id}\x1f{fingerprint[doc_id]}"
-        doc_chunks = reusable.get(key)
-        if doc_chunks is None:
-            doc_chunks = chunk_document(load_document(path, settings.corpus_dir), settings.chunk_max_chars)
-        chunks += doc_chunks
-        documents[doc_id] = DocumentEntry(sha256=fingerprint[doc_id], chunk_ids=[c.chunk_id for c in doc_chunks])
-    if not chunks:
-        from bot.corpus import CorpusError
-
-        raise CorpusError(f"The corpus folder {settings.corpus_dir} has no Markdown (.md) articles.")
-    return chunks, documents
-
-
-def _reusable_chunks(settings: Settings, manifest: Manifest | None) -> dict[str, list[Chunk]]:
-    """The live version's passages grouped by article and content hash (empty if unreadable)."""
-    if manifest is None:
-        return {}
-    try:
-        table = read_chunks(IndexFiles(settings.index_dir).chunks(manifest.version))
-    except (OSError, ValueError, TypeError):
-        return {}
-    return {
-        f"{doc_id}\x1f{entry.sha256}": [table[i] for i in entry.chunk_ids]
-        for doc_id, entry in manifest.documents.items()
-        if all(i in table for i in entry.chunk_ids)
-    }
-
-
-def _embed_into(
-    collection: Any, rows: dict[str, _Row], ids: list[str], embeddings: Embeddings, progress: Callable[[int], None]
-) -> None:
-    for start in range(0, len(ids), _BATCH):
-        batch = ids[start : start + _BATCH]
-        vectors = embeddings.embed_documents([rows[i].text for i in batch])
-        collection.add(
-            ids=batch,
-            embeddings=vectors,
-            documents=[rows[i].text for i in batch],
-            metadatas=[rows[i].metadata for i in batch],
-        )
-        progress(len(batch))
-
-
-def _existing(collection: Any, ids: list[str]) -> set[str]:
-    """Which of ``ids`` the collection already holds."""
-    found: set[str] = set()
-    for start in range(0, len(ids), 5000):
-        found.update(collection.get(ids=ids[start : start + 5000], include=[])["ids"])
-    return found
-
-
 def build_index(settings: Settings, embeddings: Embeddings, *, show_progress: bool = False) -> BuildReport:
     """Bring the index in line with the corpus, embedding only what changed, then switch to it atomically."""
     with _build_lock(settings.index_dir):
@@ -371,79 +349,123 @@ def build_index(settings: Settings, embeddings: Embeddings, *, show_progress: bo
 def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -> BuildReport:
     started = time.perf_counter()
     files = IndexFiles(settings.index_dir)
+    model = settings.embedding_model
     dim = len(embeddings.embed_query("dimension probe"))
     previous = read_manifest(settings.index_dir)
-    pending = _read_pending(files, settings.embedding_model, dim)
-    same_model = previous is not None and (previous.embedding_model, previous.embedding_dim) == (
-        settings.embedding_model,
+    pending = _read_pending(files, model, dim)
+    compatible = previous is not None and (previous.embedding_model, previous.embedding_dim, previous.chunker) == (
+        model,
         dim,
+        _chunker_id(settings),
     )
-    from_scratch = not same_model and not (previous is None and pending)
+    from_scratch = not compatible and not (previous is None and pending)
     client = chroma_client(settings)
     if from_scratch:
         _delete_collections(client, settings)
         files.pending.unlink(missing_ok=True)
-        previous, pending = None, {}
+        previous, pending = None, set()
     collections = _collections(client, settings)
 
-    chunks, documents = _chunk_corpus(settings, _reusable_chunks(settings, previous))
-    rows = _rows(chunks)
-    live_table = _reusable_chunks(settings, previous)
-    live_rows = _rows(c for group in live_table.values() for c in group)
-    live = {view: set(live_rows[view]) for view in VIEWS}
+    # Only articles whose content hash changed are read, chunked and embedded.
+    fingerprint = corpus_fingerprint(settings.corpus_dir)
+    indexed = previous.documents if previous else {}
+    changed = [
+        p
+        for p in article_paths(settings.corpus_dir)
+        if _doc_id(settings, p) not in indexed
+        or indexed[_doc_id(settings, p)].sha256 != fingerprint[_doc_id(settings, p)]
+    ]
+    new_chunks = [
+        c for p in changed for c in chunk_document(load_document(p, settings.corpus_dir), settings.chunk_max_chars)
+    ]
+    documents = {doc_id: indexed[doc_id] for doc_id in fingerprint if doc_id in indexed}
+    for path in changed:
+        doc_id = _doc_id(settings, path)
+        documents[doc_id] = DocumentEntry(
+            sha256=fingerprint[doc_id], chunk_ids=[c.chunk_id for c in new_chunks if c.doc_id == doc_id]
+        )
+    live = {i for entry in indexed.values() for i in entry.chunk_ids}
+    wanted = {i for entry in documents.values() for i in entry.chunk_ids}
+    if not wanted:
+        from bot.corpus import CorpusError
 
-    # New ids a killed build already wrote are reused, not embedded again.
-    to_embed: dict[str, list[str]] = {}
-    for view in VIEWS:
-        candidates = [i for i in rows[view] if i not in live[view]]
-        already = _existing(collections[view], [i for i in candidates if i in pending.get(view, set())])
-        to_embed[view] = [i for i in candidates if i not in already]
-    _write_pending(
-        files, settings.embedding_model, dim, {view: pending.get(view, set()) | set(to_embed[view]) for view in VIEWS}
+        raise CorpusError(f"The corpus folder {settings.corpus_dir} has no Markdown (.md) articles.")
+    fresh = [c for c in new_chunks if c.chunk_id not in live]
+    if previous is not None and not fresh and wanted == live:
+        _delete_vectors(_collections(client, settings), sorted(pending - live))  # an abandoned build's leftovers
+        files.pending.unlink(missing_ok=True)
+        return BuildReport(
+            added=0,
+            removed=0,
+            kept=len(live),
+            chunk_count=len(live),
+            embedded_texts=0,
+            seconds=time.perf_counter() - started,
+            embedding_seconds=0.0,
+            version=previous.version,
+        )
+
+    # A killed build may already have written some of these: reuse them rather than embed again.
+    resumed = [c.chunk_id for c in fresh if c.chunk_id in pending]
+    have_text = _existing(collections["text"], resumed)
+    sentences = {sid: (c, s) for c in fresh for sid, s in quotable_sentences(c)}
+    have_sentences = _existing(
+        collections["sentences"], [sid for sid, (c, _) in sentences.items() if c.chunk_id in pending]
     )
+    text_todo = [c for c in fresh if c.chunk_id not in have_text]
+    sentence_todo = [sid for sid in sentences if sid not in have_sentences]
+    _write_pending(files, model, dim, pending | {c.chunk_id for c in fresh})
 
     from tqdm import tqdm
 
-    total = sum(len(ids) for ids in to_embed.values())
     embedding_started = time.perf_counter()
+    total = len(text_todo) + len(sentence_todo)
     with tqdm(total=total, unit="text", desc="Embedding", disable=not show_progress or total == 0) as bar:
-        for view in VIEWS:
-            _embed_into(collections[view], rows[view], to_embed[view], embeddings, bar.update)
+        _embed_into(
+            collections["text"], [(c.chunk_id, c.plain_text, _record(c)) for c in text_todo], embeddings, bar.update
+        )
+        rows = [
+            (sid, c.sentence_text(s), {"chunk_id": c.chunk_id})
+            for sid, (c, s) in sentences.items()
+            if sid in set(sentence_todo)
+        ]
+        _embed_into(collections["sentences"], rows, embeddings, bar.update)
     embedding_seconds = time.perf_counter() - embedding_started
 
-    version = (previous.version + 1) if previous else 1
-    unchanged = previous is not None and all(set(rows[v]) == live[v] for v in VIEWS)
-    if unchanged and previous is not None:
-        version = previous.version
+    stale = sorted((live | pending) - wanted)
+    version = previous.version + 1 if previous else 1
+    lexical_dir = files.lexical(version)
+    if previous is not None and files.lexical(previous.version).is_dir():
+        lexical = LexicalIndex.copy(files.lexical(previous.version), lexical_dir)
     else:
-        _write_version(settings, version, chunks)
-        manifest = Manifest(
-            version=version,
-            embedding_model=settings.embedding_model,
-            embedding_dim=dim,
-            chunker=_chunker_id(settings),
-            documents=documents,
-            chunk_count=len(chunks),
-            sentence_count=len(rows["sentences"]),
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        _write_atomically(files.manifest, manifest.model_dump_json(indent=1))  # the switch
+        shutil.rmtree(lexical_dir, ignore_errors=True)
+        lexical = LexicalIndex(lexical_dir)
+    lexical.update(remove=stale, add=[(c.chunk_id, c.headed_text) for c in fresh])
 
-    # Only now may vectors that no version needs go: readers of the old version just lose them from results.
-    removed_chunks = 0
-    for view in VIEWS:
-        stale = sorted((live[view] | pending.get(view, set()) | set(to_embed[view])) - set(rows[view]))
-        for start in range(0, len(stale), 5000):
-            collections[view].delete(ids=stale[start : start + 5000])
-        if view == "text":
-            removed_chunks = len(stale)
+    # A killed build's leftovers were never part of any version: they can go before the switch.
+    _delete_vectors(collections, [i for i in stale if i not in live])
+    manifest = Manifest(
+        version=version,
+        embedding_model=model,
+        embedding_dim=dim,
+        chunker=_chunker_id(settings),
+        documents=documents,
+        chunk_count=len(wanted),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    _write_atomically(files.manifest, manifest.model_dump_json())  # the switch
+
+    # Only now may passages of the old version go: its readers simply stop finding them.
+    _delete_vectors(collections, [i for i in stale if i in live])
     files.pending.unlink(missing_ok=True)
-    _remove_old_versions(files, keep=version)
+    for path in files.root.glob("lexical-v*"):
+        if path != lexical_dir:
+            shutil.rmtree(path, ignore_errors=True)
     return BuildReport(
-        added=len(set(rows["text"]) - live["text"]),
-        removed=removed_chunks,
-        kept=len(set(rows["text"]) & live["text"]),
-        chunk_count=len(chunks),
+        added=len(fresh),
+        removed=len(live - wanted),
+        kept=len(live & wanted),
+        chunk_count=len(wanted),
         embedded_texts=total,
         seconds=time.perf_counter() - started,
         embedding_seconds=embedding_seconds,
@@ -452,66 +474,81 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
     )
 
 
-def _delete_collections(client: Any, settings: Settings) -> None:
-    from chromadb.errors import NotFoundError
-
-    for name in _collection_names(settings).values():
-        with suppress(NotFoundError, ValueError):  # nothing to delete
-            client.delete_collection(name)
+def _doc_id(settings: Settings, path: Path) -> str:
+    return path.relative_to(settings.corpus_dir).with_suffix("").as_posix()
 
 
-def _read_pending(files: IndexFiles, model: str, dim: int) -> dict[str, set[str]]:
-    """Ids an unfinished build wrote with this same model (empty if none, or another model's)."""
+def _embed_into(
+    collection: Any,
+    rows: list[tuple[str, str, dict[str, Any]]],
+    embeddings: Embeddings,
+    progress: Callable[[int], None],
+) -> None:
+    for start in range(0, len(rows), _BATCH):
+        batch = rows[start : start + _BATCH]
+        texts = [text for _, text, _ in batch]
+        collection.add(
+            ids=[i for i, _, _ in batch],
+            embeddings=embeddings.embed_documents(texts),
+            documents=texts,
+            metadatas=[meta for _, _, meta in batch],
+        )
+        progress(len(batch))
+
+
+def _existing(collection: Any, ids: list[str]) -> set[str]:
+    """Which of ``ids`` the collection already holds."""
+    return {found for batch in _in_batches(ids) for found in collection.get(ids=batch, include=[])["ids"]}
+
+
+def _delete_vectors(collections: dict[str, Any], chunk_ids: list[str]) -> None:
+    for batch in _in_batches(chunk_ids, 500):
+        collections["text"].delete(ids=batch)
+        collections["sentences"].delete(where={"chunk_id": {"$in": batch}})
+
+
+def _read_pending(files: IndexFiles, model: str, dim: int) -> set[str]:
+    """Passages an unfinished build wrote with this same model (empty if none, or another model's)."""
     try:
         data = json.loads(files.pending.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return set()
     if data.get("embedding_model") != model or data.get("embedding_dim") != dim:
-        return {}
-    return {view: set(data.get(view, [])) for view in VIEWS if data.get(view)}
+        return set()
+    return set(data.get("chunk_ids", []))
 
 
-def _write_pending(files: IndexFiles, model: str, dim: int, pending: dict[str, set[str]]) -> None:
-    if any(pending.values()):
-        record = {"embedding_model": model, "embedding_dim": dim} | {v: sorted(ids) for v, ids in pending.items()}
+def _write_pending(files: IndexFiles, model: str, dim: int, chunk_ids: set[str]) -> None:
+    if chunk_ids:
+        record = {"embedding_model": model, "embedding_dim": dim, "chunk_ids": sorted(chunk_ids)}
         _write_atomically(files.pending, json.dumps(record))
-
-
-def _write_version(settings: Settings, version: int, chunks: list[Chunk]) -> None:
-    """Write one version's passages and BM25 beside the live version, then move it into place."""
-    files = IndexFiles(settings.index_dir)
-    staging = files.root / f".v{version}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / "chunks.jsonl").write_text("".join(_chunk_to_json(c) + "\n" for c in chunks), encoding="utf-8")
-    LexicalIndex.build([c.chunk_id for c in chunks], [c.headed_text for c in chunks]).save(staging / "lexical")
-    shutil.rmtree(files.version(version), ignore_errors=True)
-    os.replace(staging, files.version(version))
-
-
-def _remove_old_versions(files: IndexFiles, keep: int) -> None:
-    for path in files.root.glob("v*"):
-        if path.is_dir() and path.name[1:].isdigit() and int(path.name[1:]) != keep:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 # -- opening -------------------------------------------------------------------------------------
 
 
-def load_index(settings: Settings, embeddings: Embeddings, manifest: Manifest, client: Any | None = None) -> Index:
+def load_index(
+    settings: Settings,
+    embeddings: Embeddings,
+    manifest: Manifest,
+    client: Any | None = None,
+    cache: CountingLRU[Chunk] | None = None,
+) -> Index:
     """Open the version ``manifest`` names and check its parts agree; raises if anything is missing."""
-    files = IndexFiles(settings.index_dir)
-    chunks = read_chunks(files.chunks(manifest.version))
-    lexical = LexicalIndex.load(files.lexical(manifest.version))
+    folder = IndexFiles(settings.index_dir).lexical(manifest.version)
+    if not folder.is_dir():
+        raise IndexUnavailable(f"the BM25 index of version {manifest.version} is missing")
+    lexical = LexicalIndex(folder)
     client = client or chroma_client(settings)
     stores = vector_stores(client, settings, embeddings)
-    if len(chunks) != manifest.chunk_count or lexical.chunk_ids != list(chunks):
-        raise IndexUnavailable(f"its passages and BM25 index disagree with the manifest (version {manifest.version})")
-    sample = list(chunks)[:: max(1, len(chunks) // 5)][:5]
+    ids = [i for entry in manifest.documents.values() for i in entry.chunk_ids]
+    if len(lexical) != manifest.chunk_count or len(ids) != manifest.chunk_count:
+        raise IndexUnavailable(f"its BM25 index disagrees with the manifest (version {manifest.version})")
+    sample = ids[:: max(1, len(ids) // 5)][:5]
     held = stores["text"].get(ids=sample, include=[])["ids"]  # type: ignore[attr-defined]
     if set(held) != set(sample):
         raise IndexUnavailable("the vector store is missing passages the manifest lists")
-    return Index(manifest, chunks, lexical, stores, client)
+    return Index(manifest, ChunkTable(ids, stores["text"], cache), lexical, stores, client)
 
 
 def open_index(
@@ -527,7 +564,7 @@ def open_index(
         log.warning("Building the index (%s)…", "; ".join(reasons))
         report = build_index(settings, embeddings, show_progress=show_progress)
         log.warning(
-            "Index v%d ready: %d passages (%d embedded, %d removed) in %.1f s.",
+            "Index v%d ready: %d passages (%d new, %d removed) in %.1f s.",
             report.version,
             report.chunk_count,
             report.added,
@@ -539,10 +576,10 @@ def open_index(
     try:
         return load_index(settings, embeddings, manifest)
     except Exception as error:  # a damaged part, whatever the library raises
-        if not rebuild:
-            raise IndexUnavailable(f"The index in {settings.index_dir} is damaged ({error}).") from error
         if settings.chroma_url and _is_connection_error(error):
             raise IndexUnavailable(f"The Chroma server at {settings.chroma_url} is unreachable.") from error
+        if not rebuild:
+            raise IndexUnavailable(f"The index in {settings.index_dir} is damaged ({error}).") from error
         log.warning("The index in %s is damaged (%s); rebuilding it from scratch.", settings.index_dir, error)
         discard_index(settings)
         build_index(settings, embeddings, show_progress=show_progress)
@@ -556,7 +593,8 @@ def discard_index(settings: Settings) -> None:
     files = IndexFiles(settings.index_dir)
     files.manifest.unlink(missing_ok=True)
     files.pending.unlink(missing_ok=True)
-    _remove_old_versions(files, keep=-1)
+    for path in files.root.glob("lexical-v*"):
+        shutil.rmtree(path, ignore_errors=True)
     if not settings.chroma_url:
         _forget_chroma_clients()
         shutil.rmtree(files.chroma, ignore_errors=True)

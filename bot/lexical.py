@@ -1,97 +1,113 @@
-"""BM25 over the chunks (``bm25s``), with English stemming and stop words, persisted beside the vectors."""
+"""BM25 over the passages with tantivy: persisted on disk and updated in place, never rebuilt at start.
+
+Words are lower-cased, stripped of English stop words and stemmed, the same way for passages and
+questions (``analyze``), so "sleeves" finds "sleeve" and "locking" finds "lock".
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import math
+import shutil
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-import bm25s
-from bm25s.tokenization import Tokenizer
+import tantivy
 
-_IDS_FILE = "chunk_ids.json"
+_ANALYZER = "en_knee"
+_WRITER_HEAP = 64_000_000
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
+
+def _new_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stopword("english"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
 
 
 @lru_cache(maxsize=1)
-def _stem():
-    import Stemmer
-
-    return Stemmer.Stemmer("english").stemWord
+def _analyzer() -> tantivy.TextAnalyzer:
+    return _new_analyzer()
 
 
-def _new_tokenizer() -> Tokenizer:
-    return Tokenizer(stopwords="en", stemmer=_stem())
+def analyze(text: str) -> list[str]:
+    """The stemmed content words of ``text``, as the lexical index sees them."""
+    return list(_analyzer().analyze(text))
 
 
 def content_words(text: str) -> set[str]:
-    """Stemmed content words of ``text`` (stop words removed), as BM25 sees them."""
-    tokens = _new_tokenizer().tokenize([text], return_as="string", show_progress=False)
-    return set(tokens[0])
+    """The distinct stemmed content words of ``text`` (for overlap scores)."""
+    return set(analyze(text))
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
+    builder.add_text_field("text", stored=True, tokenizer_name=_ANALYZER, index_option="freq")
+    return builder.build()
 
 
 class LexicalIndex:
-    """A BM25 index keyed by chunk id."""
+    """A tantivy BM25 index of passages keyed by chunk id, in one folder."""
 
-    def __init__(self, retriever: bm25s.BM25, tokenizer: Tokenizer, chunk_ids: list[str]) -> None:
-        self._retriever = retriever
-        self._tokenizer = tokenizer
-        self.chunk_ids = chunk_ids
-        # bm25s maps every unknown word to the empty token; it must not count as a match.
-        self._empty_token = tokenizer.get_vocab_dict().get("")
-
-    @classmethod
-    def build(cls, chunk_ids: list[str], texts: list[str]) -> LexicalIndex:
-        """Index ``texts`` (one per chunk id)."""
-        tokenizer = _new_tokenizer()
-        tokens = tokenizer.tokenize(texts, return_as="tuple", show_progress=False)
-        retriever = bm25s.BM25()
-        retriever.index(tokens, show_progress=False)
-        return cls(retriever, tokenizer, list(chunk_ids))
-
-    def save(self, folder: Path) -> None:
-        """Write the index to ``folder`` (created if needed)."""
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._retriever.save(str(folder), show_progress=False)
-        self._tokenizer.save_vocab(str(folder))
-        (folder / _IDS_FILE).write_text(json.dumps(self.chunk_ids), encoding="utf-8")
+        self._schema = _schema()
+        self._index = tantivy.Index(self._schema, path=str(folder), reuse=True)
+        self._index.register_tokenizer(_ANALYZER, _new_analyzer())
+        self._searcher = self._index.searcher()
 
     @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        """Read an index written by :meth:`save`."""
-        retriever = bm25s.BM25.load(str(folder), show_progress=False)
-        tokenizer = _new_tokenizer()
-        tokenizer.load_vocab(str(folder))
-        chunk_ids = json.loads((folder / _IDS_FILE).read_text(encoding="utf-8"))
-        return cls(retriever, tokenizer, chunk_ids)
+    def copy(cls, source: Path, target: Path) -> LexicalIndex:
+        """A new index in ``target`` holding what ``source`` holds (cheap: segment files are copied)."""
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+        return cls(target)
+
+    def update(self, remove: Iterable[str], add: Iterable[tuple[str, str]]) -> None:
+        """Remove passages by id and add ``(chunk_id, text)`` pairs, in one commit."""
+        writer = self._index.writer(_WRITER_HEAP, 1)
+        for chunk_id in remove:
+            writer.delete_documents_by_term("chunk_id", chunk_id)
+        for chunk_id, text in add:
+            writer.delete_documents_by_term("chunk_id", chunk_id)  # idempotent when a killed build is redone
+            writer.add_document(tantivy.Document(chunk_id=chunk_id, text=text))
+        writer.commit()
+        writer.wait_merging_threads()
+        self._index.reload()
+        self._searcher = self._index.searcher()
+
+    def __len__(self) -> int:
+        return int(self._searcher.num_docs)
 
     def idf(self, words: Iterable[str]) -> dict[str, float]:
         """BM25's inverse document frequency of each stemmed word that occurs in the index."""
-        vocabulary = self._retriever.vocab_dict
-        offsets = self._retriever.scores["indptr"]
-        count = len(self.chunk_ids)
+        count = len(self)
         weights = {}
         for word in words:
-            token = vocabulary.get(word)
-            if token:  # 0 is the empty token
-                frequency = int(offsets[token + 1] - offsets[token])
+            frequency = self._searcher.doc_freq("text", word)
+            if frequency:
                 weights[word] = math.log((count - frequency + 0.5) / (frequency + 0.5) + 1.0)
         return weights
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """The best chunk ids for ``query`` (at most ``k``) with their BM25 scores, best first."""
-        ids = self._tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)
-        known = [token for token in ids[0] if token != self._empty_token]
-        if not known or not self.chunk_ids:
+    def search(self, query: str, k: int) -> list[tuple[str, float, str]]:
+        """The best passages for ``query`` (at most ``k``) as ``(chunk_id, BM25 score, text)``, best first.
+
+        The question is analysed into terms here, never parsed as query syntax, so any text is safe.
+        """
+        terms = sorted(set(analyze(query)))
+        if not terms or k < 1:
             return []
-        k = min(k, len(self.chunk_ids))
-        documents, scores = self._retriever.retrieve([known], k=k, show_progress=False, n_threads=1)
-        return [
-            (self.chunk_ids[int(doc)], float(score))
-            for doc, score in zip(documents[0], scores[0], strict=True)
-            if score > 0
-        ]
+        clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "text", term)) for term in terms]
+        searcher = self._searcher
+        hits = searcher.search(tantivy.Query.boolean_query(clauses), k).hits
+        results = []
+        for score, address in hits:
+            document = searcher.doc(address)
+            results.append((document["chunk_id"][0], float(score), document["text"][0]))
+        return results

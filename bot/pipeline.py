@@ -127,13 +127,12 @@ class Engine:
         self.chain = self._build_chain()
 
     def _resources_for(self, index: Index) -> Resources:
-        texts = {chunk_id: chunk.text for chunk_id, chunk in index.chunks.items()}
         candidates = _CANDIDATES_PER_RETRIEVER
         retriever = HybridRetriever(
             retrievers={
                 "text": DenseRetriever(store=index.stores["text"], k=candidates),
                 "sentences": SentenceRetriever(store=index.stores["sentences"], k=candidates),
-                "lexical": LexicalRetriever(index=index.lexical, texts=texts, k=candidates),
+                "lexical": LexicalRetriever(index=index.lexical, k=candidates),
             },
             weights=RETRIEVER_WEIGHTS,
             # Room to drop vectors of a newer version that this one does not know.
@@ -169,7 +168,10 @@ class Engine:
             if manifest is None or manifest.version == self._resources.version:
                 self._manifest_mtime = mtime
                 return False
-            index = load_index(self.settings, self.embeddings, manifest, client=self._resources.index.client)
+            current = self._resources.index
+            index = load_index(
+                self.settings, self.embeddings, manifest, client=current.client, cache=current.chunks.cache
+            )
             self._resources = self._resources_for(index)
             self._manifest_mtime = mtime
             log.info("Now serving index v%d.", manifest.version)
@@ -216,7 +218,7 @@ class Engine:
             return turn
         search_text = turn.query.search_text
         documents = resources.results.get_or_compute(search_text, lambda: resources.retriever.invoke(search_text))
-        chunks = resources.index.chunks
+        chunks = resources.index.chunks.fetch(doc.id for doc in documents if doc.id)
         turn.passages = [
             RankedPassage(
                 chunks[doc.id],

@@ -106,13 +106,12 @@ class LexicalRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     index: LexicalIndex
-    texts: Mapping[str, str]
     k: int = Field(20, ge=1)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [
-            Document(id=chunk_id, page_content=self.texts[chunk_id], metadata={"score": score})
-            for chunk_id, score in self.index.search(query, self.k)
+            Document(id=chunk_id, page_content=text, metadata={"score": score})
+            for chunk_id, score, text in self.index.search(query, self.k)
         ]
 
 

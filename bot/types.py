@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,14 +25,13 @@ class Document:
     disclaimer: str = ""
 
 
-@dataclass(frozen=True)
-class Sentence:
+class Sentence(NamedTuple):
     """A span of a chunk that can be quoted on its own (absolute offsets into the document text)."""
 
     start: int
     end: int
     quotable: bool = True
-    #: The chunk text with list markers, e.g. a lead-in with its fragment items, is rendered as a nested list.
+    #: The span is a lead-in with its list items (Markdown list markers included), rendered as a nested list.
     is_list: bool = False
 
 

@@ -1,4 +1,5 @@
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,7 @@ def test_a_corrupted_store_is_rebuilt(settings: Settings, counting, caplog) -> N
 
 def test_a_missing_part_is_detected(settings: Settings, counting) -> None:
     build_index(settings, counting)
-    IndexFiles(settings.index_dir).chunks(1).unlink()
+    shutil.rmtree(IndexFiles(settings.index_dir).lexical(1))
     with pytest.raises(IndexUnavailable, match="damaged"):
         open_index(settings, counting, rebuild=False)
 
