@@ -27,7 +27,7 @@ log = logging.getLogger("bot.cli")
 def configure_logging() -> None:
     """Log our notices to stderr at ``BOT_LOG_LEVEL``; keep chatty libraries quiet."""
     logging.basicConfig(level=get_settings().log_level, format="%(message)s", stream=sys.stderr)
-    for noisy in ("sentence_transformers", "transformers", "chromadb", "httpx", "bm25s"):
+    for noisy in ("sentence_transformers", "transformers", "chromadb", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
