@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from threading import Lock
@@ -395,8 +395,3 @@ def get_engine() -> Engine:
 def ask(question: str, history: Iterable[Any] | None = None) -> Answer:
     """Answer ``question`` (with optional ``history`` of ``{"role", "content"}`` turns) from the corpus."""
     return get_engine().ask(question, history)
-
-
-def replace_turn(turn: Turn, **changes: Any) -> Turn:
-    """A copy of ``turn`` with ``changes`` (for tests that drive single stages)."""
-    return replace(turn, **changes)
