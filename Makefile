@@ -33,6 +33,9 @@ check: install ## Lint, format check and type check
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+eval: install ## Run every question set through the engine, write reports, apply the gate (EVAL_ARGS="--compare DIR")
+	$(PY) -m bot eval $(EVAL_ARGS)
+
 bench: install ## Latency and hit-rate benchmark against the LangChain tutorial recipe
 	$(PY) -m bench.ask_latency
 
