@@ -262,6 +262,7 @@ def _case_view(result: CaseResult) -> dict[str, Any]:
 def render_html(run: EvaluationRun, gate: GateResult, comparison: Comparison | None) -> str:
     """``report.html``: one self-contained page (inline CSS and SVG plots, nothing fetched)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+    from markupsafe import Markup
 
     from bot.evaluate import plots
 
@@ -276,8 +277,6 @@ def render_html(run: EvaluationRun, gate: GateResult, comparison: Comparison | N
     tag_header, tag_rows = summary_rows(tags)
     latencies = {s.name: [r.metrics.latency_ms for r in run.results if r.set_name == s.name and not r.metrics.crashed]
                  for s in run.sets}  # fmt: skip
-    from markupsafe import Markup
-
     return environment.get_template("report.html.j2").render(
         run=run,
         gate=gate,
