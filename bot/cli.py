@@ -1,10 +1,11 @@
-"""Command line: ``python -m bot index`` and ``python -m bot ask``; a thin shell over the engine."""
+"""Command line: ``python -m bot index``, ``ask`` and ``eval``; a thin shell over the engine."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -122,6 +123,141 @@ def index(
         f"{report.removed} removed, {report.kept} unchanged; {report.embedded_texts} texts embedded) "
         f"in {report.seconds:.1f} s."
     )
+
+
+# -- eval: the QA team's harness (bot/evaluate/) ---------------------------------------------------
+
+eval_app = typer.Typer(
+    help="Run the question sets through the engine: metrics, reports and the regression gate.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(eval_app, name="eval")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeated and comma-separated option values as one list."""
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+@eval_app.callback(invoke_without_command=True)
+def evaluate(
+    ctx: typer.Context,
+    set_paths: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A set file or name (core → eval/sets/core.yaml); repeat it. Default: every set."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Report folder. Default: eval/reports/<UTC timestamp>/.")
+    ] = None,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tags", help="Only cases with one of these tags (repeat, or a,b).")
+    ] = None,
+    compare: Annotated[
+        Path | None, typer.Option("--compare", help="An earlier report folder: print metric deltas and flips.")
+    ] = None,
+    thresholds: Annotated[
+        Path | None, typer.Option("--thresholds", help="Minimums per set and metric. Default: eval/thresholds.yaml.")
+    ] = None,
+) -> None:
+    """Run every case through the engine, write the five reports and apply the gate (exit 1 if it fails)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    configure_logging()
+    from bot.evaluate.gate import THRESHOLDS_FILE, ThresholdsError, check_gate, compare_runs, load_thresholds
+    from bot.evaluate.loader import QuestionSetError, default_set_paths, load_question_sets, resolve_set_path
+    from bot.evaluate.reports import (
+        comparison_lines,
+        default_out_dir,
+        gate_lines,
+        run_info,
+        summary_rows,
+        text_table,
+        write_reports,
+    )
+    from bot.evaluate.runner import run_evaluation
+
+    settings = get_settings()
+    try:
+        paths = [resolve_set_path(p) for p in set_paths] if set_paths else default_set_paths()
+        question_sets = load_question_sets(paths, corpus_dir=settings.corpus_dir)
+        minimums = load_thresholds(thresholds or THRESHOLDS_FILE)
+    except (QuestionSetError, ThresholdsError) as error:
+        raise _fail(str(error)) from None
+    if compare is not None and not (compare / "summary.json").is_file():
+        raise _fail(f"--compare {compare}: no summary.json there (give the folder of an earlier run)")
+
+    engine = load_engine()
+    run = run_evaluation(engine, question_sets, tags=_split(tags), progress=sys.stderr.isatty())
+    if not run.results:
+        raise _fail(f"No case carries any of the tags {', '.join(_split(tags))}.")
+    run.info = run_info(settings)
+    summaries = run.set_summaries()
+    gate = check_gate(summaries, minimums)
+    comparison = None
+    if compare is not None:
+        try:
+            comparison = compare_runs(compare, summaries, {r.name: r.passed for r in run.results})
+        except ThresholdsError as error:
+            raise _fail(str(error)) from None
+    out_dir = out or default_out_dir(run.started_at)
+    write_reports(run, gate, out_dir, comparison)
+
+    typer.echo(text_table(*summary_rows(summaries)))
+    typer.echo(f"\n{len(run.results)} cases in {run.seconds:.1f} s; {len(run.failed)} failed.")
+    for result in run.failed[:25]:
+        typer.echo(f"  FAIL {result.name}: {'; '.join(result.failures)}")
+    if len(run.failed) > 25:
+        typer.echo(f"  … and {len(run.failed) - 25} more (see report.md)")
+    if comparison is not None:
+        typer.echo("\n" + "\n".join(comparison_lines(comparison)))
+    typer.echo("\n" + "\n".join(gate_lines(gate)))
+    typer.echo(f"Reports: {out_dir}/ (report.html, report.md, summary.json, results.jsonl, junit.xml)")
+    if not gate.passed:
+        raise typer.Exit(code=1)
+
+
+@eval_app.command("add")
+def add_case(
+    set_name: Annotated[str, typer.Option("--set", help="The set to append to: a name (core) or a file.")],
+    question: Annotated[str, typer.Option("--question", help="The question, as the user asked it.")],
+    expect: Annotated[
+        str, typer.Option("--expect", help="answer | escalate | refuse | not_found | invalid.")
+    ] = "answer",
+    gold_spans: Annotated[
+        list[str] | None, typer.Option("--gold-span", help="Verbatim corpus text a good passage holds (repeat).")
+    ] = None,
+    must_include: Annotated[
+        list[str] | None, typer.Option("--must-include", help='A key fact, alternatives split by "|" (repeat).')
+    ] = None,
+    must_not_include: Annotated[
+        list[str] | None, typer.Option("--must-not-include", help="Text the reply must never contain (repeat).")
+    ] = None,
+    tags: Annotated[list[str] | None, typer.Option("--tags", help="Tags (repeat, or a,b).")] = None,
+    case_id: Annotated[str | None, typer.Option("--id", help="The case id. Default: made from the question.")] = None,
+    notes: Annotated[str | None, typer.Option("--notes", help="Why the case exists.")] = None,
+) -> None:
+    """Append a case to a set, validated against the schema and the corpus (comments and layout are kept)."""
+    from bot.evaluate.authoring import append_case, parse_alternatives
+    from bot.evaluate.loader import QuestionSetError, resolve_set_path
+
+    settings = get_settings()
+    fields = {
+        "id": case_id,
+        "question": question,
+        "expect": expect,
+        "gold_spans": gold_spans or [],
+        "must_include": parse_alternatives(must_include or []),
+        "must_not_include": must_not_include or [],
+        "tags": _split(tags),
+        "notes": notes,
+    }
+    try:
+        path = resolve_set_path(set_name)
+        case = append_case(path, fields, corpus_dir=settings.corpus_dir)
+    except QuestionSetError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"Added case {case.id!r} to {path}. Run it: python -m bot eval --set {path}")
 
 
 def main() -> None:
