@@ -36,7 +36,7 @@ check: install ## Lint, format check and type check
 # One torch thread unless you set OMP_NUM_THREADS: the eval asks one question at a time, and on a shared
 # 2-core machine two threads made each query ~10x slower; replies are identical (eval/README.md).
 eval: install ## Run every question set through the engine, write reports, apply the gate (EVAL_ARGS="--compare DIR")
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m bot eval $(EVAL_ARGS)
+	$(PY) -m bot eval $(EVAL_ARGS)
 
 bench: install ## Latency and hit-rate benchmark against the LangChain tutorial recipe
 	$(PY) -m bench.ask_latency

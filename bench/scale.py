@@ -96,8 +96,10 @@ def main() -> None:
             "peak_rss_mb": round(rss_mb(), 1),
             "rss_before_build_mb": round(rss_before, 1),
         }
-        print(f"build: {report.chunk_count} passages in {report.seconds:.0f} s; embedding {ours:.0f} texts/s "
-              f"vs bare {bare:.0f} texts/s ({ours / bare:.0%})")
+        print(
+            f"build: {report.chunk_count} passages in {report.seconds:.0f} s; embedding {ours:.0f} texts/s "
+            f"vs bare {bare:.0f} texts/s ({ours / bare:.0%})"
+        )
 
         edited = paths[len(paths) // 2]
         edited.write_text(edited.read_text(encoding="utf-8").replace(".", ", really.", 1), encoding="utf-8")

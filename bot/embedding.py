@@ -65,9 +65,19 @@ class CachedEmbeddings(Embeddings):
         return self.cache.get_or_compute(text, lambda: self.inner.embed_query(text))
 
 
-def load_embeddings(model: str = PACKAGED_EMBEDDING_MODEL) -> CachedEmbeddings:
-    """Load the embedding model (a few seconds: call once and reuse)."""
+def load_embeddings(model: str = PACKAGED_EMBEDDING_MODEL, *, threads: int = 0) -> CachedEmbeddings:
+    """Load the embedding model (a few seconds: call once and reuse).
+
+    Args:
+        model: the packaged model's name or a local model folder.
+        threads: torch CPU threads (0 keeps torch's default). A server answering many short questions at
+            once does better with 1: several threads per tiny query fight over the cores.
+    """
     path = resolve_model_path(model)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     from langchain_huggingface import HuggingFaceEmbeddings
 
     try:

@@ -185,7 +185,7 @@ class Engine:
 
         settings = settings or get_settings()
         load_corpus(settings.corpus_dir)  # a missing or broken corpus fails here, before seconds of model loading
-        embeddings = load_embeddings(settings.embedding_model)
+        embeddings = load_embeddings(settings.embedding_model, threads=settings.torch_threads)
         return cls(settings, open_index(settings, embeddings, show_progress=show_progress), embeddings)
 
     def _build_chain(self) -> Runnable[Turn, Answer]:

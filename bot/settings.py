@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(1000, ge=10, le=100_000, description="Longer questions are rejected.")
     max_history_messages: int = Field(20, ge=0, le=1000, description="Older conversation turns are ignored.")
     answer_points: int = Field(3, ge=0, le=10, description="Supporting points after the lead sentence.")
+    torch_threads: int = Field(
+        1, ge=0, le=64, description="CPU threads per question embedding (0: torch's default, all cores)."
+    )
     cache_size: int = Field(1024, ge=0, le=1_000_000, description="Questions whose retrieval is cached (0: off).")
     log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
 

@@ -25,7 +25,7 @@ def _clean_bot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def embeddings():
     from bot.embedding import load_embeddings
 
-    return load_embeddings()
+    return load_embeddings(threads=1)
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,8 @@ def minimum(thresholds: list[Threshold], scope: str, metric: str) -> float:
 @pytest.mark.parametrize(
     ("scope", "metric", "floor"),
     [
-        ("core", "hit@3", 0.95),
+        ("core", "hit@3", 0.97),  # issue 2: hit@3 ≥ 0.97 (issue 3 asks ≥ 0.95)
+        ("core", "hit@1", 0.85),  # issue 2
         ("core", "key_coverage", 0.9),
         ("conversations", "hit@3", 0.9),
         ("adversarial", "crash_free", 1.0),  # 0 crashes
