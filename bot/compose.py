@@ -53,6 +53,8 @@ class Claim:
     text: str
     support: tuple[Support, ...]
     is_list: bool = False
+    #: Written by a language model (a paraphrase), rather than quoted verbatim from the passage.
+    generated: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,39 @@
-"""The grounding guard: every claim must rest on a retrieved passage, or it does not reach the user."""
+"""The grounding guard: every claim must rest on a retrieved passage, or it does not reach the user.
+
+A quoted claim must be verbatim in its passage. A sentence a language model wrote must cite a fact it
+was given (``[n]``), put no number on anything that its cited passage does not, share most of its words
+with that passage, and mean nearly the same as one of the passage's sentences.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from bot.compose import Claim, Draft
+import numpy as np
+
+from bot.compose import Claim, Draft, Support
+from bot.lexical import content_words
 from bot.types import Chunk
 
 _MARKUP = re.compile(r"(^|\n)\s*[-*+]\s+|\*\*|__")
 _SPACE = re.compile(r"\s+")
+_MARKER = re.compile(r"\s*\[(\d+)\]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_NUMBER_WORDS = {
+    "once": "1", "one": "1", "twice": "2", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "dozen": "12",
+}  # fmt: skip
+_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """How close a generated sentence must be to its cited passage (calibrated on the eval sets)."""
+
+    min_similarity: float = 0.6
+    min_overlap: float = 0.5
 
 
 def normalize(text: str) -> str:
@@ -18,21 +41,98 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", _MARKUP.sub(" ", text)).strip()
 
 
-def is_supported(claim: Claim, passages: Mapping[str, Chunk]) -> bool:
-    """Whether every span behind ``claim`` lies in a retrieved passage and the claim quotes them verbatim."""
-    if not claim.support:
-        return False
+def numbers_in(text: str) -> set[str]:
+    """Every number ``text`` states, digits or words ("twice" → "2")."""
+    found = set(_NUMBER.findall(text))
+    found |= {_NUMBER_WORDS[w] for w in _WORD.findall(text.lower()) if w in _NUMBER_WORDS}
+    return found
+
+
+def _supporting_text(claim: Claim, passages: Mapping[str, Chunk]) -> str | None:
+    """The passage text behind a claim's spans, or ``None`` if a span is not in a retrieved passage."""
     quoted = []
     for support in claim.support:
         chunk = passages.get(support.chunk_id)
         if chunk is None or not (chunk.start <= support.start < support.end <= chunk.end):
+            return None
+        quoted.append(chunk.text[support.start - chunk.start : support.end - chunk.start])
+    return " ".join(quoted) if quoted else None
+
+
+def _grounded_paraphrase(text: str, passage_text: str, settings: GuardSettings) -> bool:
+    """Numbers all in the passage and most content words shared (the embedding test runs when it is written)."""
+    if not numbers_in(text) <= numbers_in(passage_text):
+        return False
+    words = content_words(text)
+    return bool(words) and len(words & content_words(passage_text)) / len(words) >= settings.min_overlap
+
+
+def is_supported(claim: Claim, passages: Mapping[str, Chunk], settings: GuardSettings | None = None) -> bool:
+    """Whether a claim rests on retrieved passages: verbatim for a quote, grounded for a paraphrase."""
+    if not claim.support:
+        return False
+    if claim.generated:
+        cited = [passages.get(s.chunk_id) for s in claim.support]
+        if any(c is None for c in cited) or _supporting_text(claim, passages) is None:
             return False
-        quoted.append(normalize(chunk.text[support.start - chunk.start : support.end - chunk.start]))
-    return normalize(claim.text) in " ".join(quoted)
+        return _grounded_paraphrase(claim.text, " ".join(c.text for c in cited if c), settings or GuardSettings())
+    quoted = _supporting_text(claim, passages)
+    return quoted is not None and normalize(claim.text) in normalize(quoted)
 
 
-def guard(draft: Draft, passages: Mapping[str, Chunk]) -> Draft:
+def guard(draft: Draft, passages: Mapping[str, Chunk], settings: GuardSettings | None = None) -> Draft:
     """The draft without the claims that are not backed by the retrieved passages (counted in the result)."""
-    kept = tuple(claim for claim in draft.claims if is_supported(claim, passages))
+    kept = tuple(claim for claim in draft.claims if is_supported(claim, passages, settings))
     removed = len(draft.claims) - len(kept)
     return replace(draft, claims=kept, removed_claims=draft.removed_claims + removed) if removed else draft
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """A generated sentence and what the guard made of it: a claim, or the reason it was removed."""
+
+    sentence: str
+    claim: Claim | None
+    reason: str = ""
+
+
+def check_generated_sentence(
+    sentence: str,
+    facts: Sequence[Claim],
+    passages: Mapping[str, Chunk],
+    vectors: Mapping[tuple[str, int], np.ndarray],
+    embed: Callable[[str], np.ndarray],
+    settings: GuardSettings,
+) -> SentenceCheck:
+    """Judge one sentence a model wrote about numbered ``facts`` (``[n]`` is the n-th fact)."""
+    cited = [int(n) for n in _MARKER.findall(sentence)]
+    text = _MARKER.sub("", sentence).strip()
+    if len(text.split()) < 3:
+        return SentenceCheck(sentence, None, "too short to say anything")
+    if not cited:
+        return SentenceCheck(sentence, None, "no citation")
+    if any(not 1 <= n <= len(facts) for n in cited):
+        return SentenceCheck(sentence, None, "cites a fact it was not given")
+    chunk_ids = list(dict.fromkeys(s.chunk_id for n in cited for s in facts[n - 1].support))
+    chunks = [passages[c] for c in chunk_ids if c in passages]
+    if len(chunks) != len(chunk_ids):
+        return SentenceCheck(sentence, None, "cites a passage that was not retrieved")
+    passage_text = " ".join(c.text for c in chunks)
+    if not numbers_in(text) <= numbers_in(passage_text):
+        return SentenceCheck(sentence, None, "states a number its source does not")
+    if not _grounded_paraphrase(text, passage_text, settings):
+        return SentenceCheck(sentence, None, "says things its source does not")
+    vector = embed(text)
+    best: tuple[float, Chunk, int] | None = None
+    for chunk in chunks:
+        for position, span in enumerate(chunk.sentences):
+            candidate = vectors.get((chunk.chunk_id, position))
+            if span.quotable and candidate is not None:
+                similarity = float(candidate @ vector)
+                if best is None or similarity > best[0]:
+                    best = (similarity, chunk, position)
+    if best is None or best[0] < settings.min_similarity:
+        return SentenceCheck(sentence, None, "not close enough to what its source says")
+    _, chunk, position = best
+    span = chunk.sentences[position]
+    return SentenceCheck(sentence, Claim(text, (Support(chunk.chunk_id, span.start, span.end),), generated=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,22 @@ class Settings(BaseSettings):
         1, ge=0, le=64, description="CPU threads per question embedding (0: torch's default, all cores)."
     )
     cache_size: int = Field(1024, ge=0, le=1_000_000, description="Questions whose retrieval is cached (0: off).")
+    composer: str = Field(
+        "extractive",
+        description="'extractive' (no model), 'local' (SmolLM2 on the CPU) or a LangChain chat-model spec, "
+        "e.g. 'ollama:llama3.2' or 'openai:gpt-4o-mini'.",
+    )
+    llm_base_url: str | None = Field(None, description="Endpoint of the chat model, e.g. an OpenAI-compatible server.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the chat model's endpoint.")
+    llm_max_tokens: int = Field(160, ge=16, le=4096, description="Longest generated answer, in tokens.")
+    llm_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the chat model.")
+    llm_threads: int = Field(2, ge=1, le=64, description="CPU threads of the local model.")
+    guard_min_similarity: float = Field(
+        0.6, ge=0, le=1, description="How close a generated sentence must be to a sentence of its source."
+    )
+    guard_min_overlap: float = Field(
+        0.5, ge=0, le=1, description="Share of a generated sentence's words its source must contain."
+    )
     log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
 
     @property
