@@ -6,10 +6,11 @@ disclaimer — in ``_finish``, the one step every path goes through.
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from threading import Lock
+from threading import Lock, Thread
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,8 @@ class Turn:
     sentence_vectors: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     draft: Draft = field(default_factory=Draft)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Receives the reply text piece by piece as it becomes final (``Engine.stream`` listens here).
+    on_delta: Callable[[str], None] | None = None
 
 
 def _timed(name: str, step: Callable[[Turn], Turn]) -> Runnable[Turn, Turn]:
@@ -69,6 +72,21 @@ def _timed(name: str, step: Callable[[Turn], Turn]) -> Runnable[Turn, Turn]:
         return result
 
     return RunnableLambda(run, name=name)
+
+
+def answer_deltas(text: str) -> Iterator[str]:
+    """The reply text in the pieces a reader sees arrive: one line (a claim, a point) at a time.
+
+    Blank lines travel with the line before them, so the pieces concatenate to exactly ``text``.
+    """
+    piece = ""
+    for line in text.splitlines(keepends=True):
+        if piece and line.strip():
+            yield piece
+            piece = ""
+        piece += line
+    if piece:
+        yield piece
 
 
 def parse_history(history: Iterable[Any] | None) -> list[Message] | None:
@@ -206,13 +224,17 @@ class Engine:
             )
             for p in turn.passages[: self.settings.top_k]
         ]  # fmt: skip
+        text = f"{body}\n\n---\n{DISCLAIMER}"
+        if turn.on_delta is not None:
+            for delta in answer_deltas(text):
+                turn.on_delta(delta)
         turn.timings["total"] = round((time.perf_counter() - turn.started) * 1000, 3)
         for stage in ("retrieve", "compose"):
             turn.timings.setdefault(stage, 0.0)
         return Answer(
             question=turn.question,
             status=turn.verdict.status,
-            answer=f"{body}\n\n---\n{DISCLAIMER}",
+            answer=text,
             disclaimer=DISCLAIMER,
             citations=citations,
             passages=passages,
@@ -270,14 +292,51 @@ class Engine:
 
     # -- entry point ----------------------------------------------------------------------------
 
-    def ask(self, question: str, history: Iterable[Any] | None = None) -> Answer:
-        """Answer one question in the context of the conversation so far."""
+    @property
+    def version(self) -> str:
+        """The engine's code version and the index build it answers from, e.g. ``0.1.0+index.3``."""
+        from bot import __version__
+
+        return f"{__version__}+index.{self.index.manifest.version}"
+
+    @staticmethod
+    def _turn(question: str, history: Iterable[Any] | None) -> Turn:
         text = question if isinstance(question, str) else ""
         messages = parse_history(history)
         turn = Turn(question=text, history=messages or [])
         if messages is None:
             turn.verdict = Verdict(Status.invalid, "history")
-        return self.chain.invoke(turn)
+        return turn
+
+    def ask(self, question: str, history: Iterable[Any] | None = None) -> Answer:
+        """Answer one question in the context of the conversation so far."""
+        return self.chain.invoke(self._turn(question, history))
+
+    def stream(self, question: str, history: Iterable[Any] | None = None) -> Iterator[str | Answer]:
+        """Like ``ask``, but yields the reply text in pieces as it becomes final, then the ``Answer``.
+
+        The same chain runs (in a helper thread); its stages hand text to ``Turn.on_delta`` as soon as it is
+        settled, so a composer that produces text gradually reaches the reader gradually. The pieces
+        concatenate to ``Answer.answer``.
+        """
+        turn = self._turn(question, history)
+        pieces: queue.SimpleQueue[str | Answer | BaseException] = queue.SimpleQueue()
+        turn.on_delta = pieces.put
+
+        def run() -> None:
+            try:
+                pieces.put(self.chain.invoke(turn))
+            except BaseException as error:  # handed to the reader, who re-raises it
+                pieces.put(error)
+
+        Thread(target=run, name="bot-stream", daemon=True).start()
+        while True:
+            piece = pieces.get()
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+            if isinstance(piece, Answer):
+                return
 
     def reject(self, question: str, reason: str) -> Answer:
         """The reply to a request a shell could not even read (``reason`` as in ``compose``'s messages)."""
