@@ -182,7 +182,7 @@ class OriginPolicy:
                     "Access-Control-Allow-Headers": "Content-Type",
                     "Access-Control-Max-Age": "600",
                 }
-                await self._send_with_policy(Response(status_code=204, headers=preflight), scope, receive, send, {})
+                await self._send_with_policy(Response(status_code=204), scope, receive, send, preflight)
                 return
         if scope["path"].startswith("/api/"):
             length = headers.get("content-length")

@@ -2,8 +2,8 @@
  * The knee-pain coach widget. Paste on any page of an allowed site (BOT_CORS_ORIGINS):
  *   <script src="https://BOT-HOST/widget.js" data-title="Ask our coach" defer></script>
  * A floating button opens a chat panel in a Shadow DOM (the page's CSS and the widget's can't touch each
- * other). It talks only to the host it was loaded from, builds every element with textContent (never
- * innerHTML of an answer or a question), and keeps the conversation for the visit (sessionStorage).
+ * other). It talks only to the host it was loaded from, builds every element with textContent (it never
+ * parses an answer or a question as HTML), and keeps the conversation for the visit (sessionStorage).
  */
 (function () {
   "use strict";
