@@ -59,8 +59,7 @@ def _link_markers(body_html: str, turn: int, numbers: set[int]) -> str:
         if n not in numbers:
             return match.group(0)
         return (
-            f'<a class="cite" href="#{source_id(turn, n)}" data-source="{source_id(turn, n)}" '
-            f'aria-label="Source {n}">[{n}]</a>'
+            f'<a class="cite" href="#{source_id(turn, n)}" aria-label="Source {n}">[{n}]</a>'
         )
 
     return _MARKER.sub(link, body_html)

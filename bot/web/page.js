@@ -5,7 +5,7 @@
   document.addEventListener("click", function (event) {
     var link = event.target instanceof Element ? event.target.closest("a.cite") : null;
     if (!link) return;
-    var target = document.getElementById(link.getAttribute("data-source") || "");
+    var target = document.getElementById((link.getAttribute("href") || "").replace(/^#/, ""));
     if (!target) return;
     event.preventDefault();
     var group = target.closest("details");
