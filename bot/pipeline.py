@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from threading import Lock, Thread
@@ -42,6 +43,8 @@ DISCLAIMER = (
 )
 _HISTORY = TypeAdapter(list[Message])
 _CANDIDATES_PER_RETRIEVER = 20
+#: Searches remembered per engine: the index does not change while an engine is loaded.
+_RETRIEVAL_CACHE_SIZE = 1024
 #: Each dense view counts fully, BM25 (normalised to its best match) half: calibrated on eval/sets/core.yaml.
 RETRIEVER_WEIGHTS = {"text": 1.0, "headed": 1.0, "sentences": 1.0, "lexical": 0.5}
 
@@ -121,6 +124,8 @@ class Engine:
             k=max(settings.top_k, self.compose_settings.depth),
         )
         self._sentence_words: dict[tuple[str, int], set[str]] = {}
+        self._searches: OrderedDict[str, tuple[list[RankedPassage], dict[tuple[str, int], np.ndarray]]] = OrderedDict()
+        self._searches_lock = Lock()
         self._idf = inverse_document_frequencies(content_words(c.text) for c in index.chunks.values())
 
         self.chain = self._build_chain()
@@ -161,19 +166,9 @@ class Engine:
         turn.query = build_query(turn.question, history, self.synonyms)
         if not turn.query.search_text:  # nothing but instructions to the bot: nothing to search for
             return turn
-        documents = self.retriever.invoke(turn.query.search_text)
-        turn.passages = [
-            RankedPassage(
-                self.index.chunks[doc.id],
-                doc.metadata["score"],
-                max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "headed", "sentences")),
-                doc.metadata.get("lexical_score"),
-            )
-            for doc in documents
-            if doc.id in self.index.chunks
-        ]
+        passages, turn.sentence_vectors = self._search(turn.query.search_text)
+        turn.passages = list(passages)
         turn.query_vector = self._query_vector(turn.query)
-        turn.sentence_vectors = self._sentence_vectors(turn.passages[: self.compose_settings.depth])
         return turn
 
     def _triage(self, turn: Turn) -> Turn:
@@ -243,6 +238,41 @@ class Engine:
         )
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _search(self, text: str) -> tuple[list[RankedPassage], dict[tuple[str, int], np.ndarray]]:
+        """The fused passages for a search text and their sentences' vectors, remembered for repeat questions.
+
+        The vector-store queries are most of an answer's cost; a question asked again (the page's examples,
+        the common ones) reuses the result, like the query-vector cache in ``bot.embedding``.
+        """
+        with self._searches_lock:
+            if text in self._searches:
+                self._searches.move_to_end(text)
+                return self._searches[text]
+        documents = self.retriever.invoke(text)
+        passages = [
+            RankedPassage(
+                self.index.chunks[doc.id],
+                doc.metadata["score"],
+                max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "headed", "sentences")),
+                doc.metadata.get("lexical_score"),
+            )
+            for doc in documents
+            if doc.id in self.index.chunks
+        ]
+        found = (passages, self._sentence_vectors(passages[: self.compose_settings.depth]))
+        with self._searches_lock:
+            self._searches[text] = found
+            if len(self._searches) > _RETRIEVAL_CACHE_SIZE:
+                self._searches.popitem(last=False)
+        return found
+
+    def cache_clear(self) -> None:
+        """Forget remembered searches and query vectors (benchmarks measure the work, not the caches)."""
+        with self._searches_lock:
+            self._searches.clear()
+        if hasattr(self.embeddings, "cache_clear"):
+            self.embeddings.cache_clear()
 
     def _sentence_vectors(self, passages: list[RankedPassage]) -> dict[tuple[str, int], np.ndarray]:
         ids = {}

@@ -58,9 +58,7 @@ def _link_markers(body_html: str, turn: int, numbers: set[int]) -> str:
         n = int(match.group(1))
         if n not in numbers:
             return match.group(0)
-        return (
-            f'<a class="cite" href="#{source_id(turn, n)}" aria-label="Source {n}">[{n}]</a>'
-        )
+        return f'<a class="cite" href="#{source_id(turn, n)}" aria-label="Source {n}">[{n}]</a>'
 
     return _MARKER.sub(link, body_html)
 

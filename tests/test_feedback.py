@@ -33,7 +33,9 @@ def test_a_rating_is_stored_with_its_conversation_answer_and_version(tmp_path: P
     store.add(rated("down", history=history, comment=" wrong foot "), engine_version="0.1.0+index.1", channel="page")
     [row] = store.rows()
     assert (row.rating, row.comment, row.question, row.status) == (-1, "wrong foot", "Where do my feet go?", "answered")
-    assert row.history == history and row.citations[0]["quote"] == "Feet flat." and row.engine_version == "0.1.0+index.1"
+    assert (
+        row.history == history and row.citations[0]["quote"] == "Feet flat." and row.engine_version == "0.1.0+index.1"
+    )
     assert datetime.fromisoformat(row.created_at).tzinfo is not None
     assert not {"ip", "client", "user_agent"} & set(row.__dataclass_fields__)  # no personal data beyond the text
 
@@ -41,7 +43,9 @@ def test_a_rating_is_stored_with_its_conversation_answer_and_version(tmp_path: P
 def test_many_simultaneous_ratings_are_all_kept_after_the_server_stops(tmp_path: Path) -> None:
     store = FeedbackStore.open(tmp_path, retention_days=30)
     with ThreadPoolExecutor(max_workers=16) as pool:
-        ids = list(pool.map(lambda i: store.add(rated(question=f"q{i}"), engine_version="v", channel="api"), range(200)))
+        ids = list(
+            pool.map(lambda i: store.add(rated(question=f"q{i}"), engine_version="v", channel="api"), range(200))
+        )
     store.close()
     reopened = FeedbackStore.open(tmp_path, retention_days=30)
     assert len(set(ids)) == 200 and reopened.count() == 200

@@ -144,3 +144,15 @@ def test_stream_follows_the_conversation_like_ask(engine: Engine) -> None:
 def test_stream_of_a_bad_request_still_ends_with_an_answer(engine: Engine) -> None:
     *deltas, final = engine.stream("hi", history="not a list")  # type: ignore[arg-type]
     assert isinstance(final, Answer) and final.status is Status.invalid and "".join(deltas) == final.answer
+
+
+def test_a_repeated_question_reuses_its_search_and_answers_the_same(engine: Engine) -> None:
+    engine.cache_clear()
+    first = engine.ask("Do knee sleeves help?")
+    searches = len(engine._searches)
+    again = engine.ask("Do knee sleeves help?")
+    assert len(engine._searches) == searches  # no new search ran
+    assert again.model_dump(exclude={"timings_ms"}) == first.model_dump(exclude={"timings_ms"})
+    follow_up = engine.ask("why?", [{"role": "user", "content": "Do knee sleeves help?"}])
+    assert len(engine._searches) == searches + 1  # a different search text is searched afresh
+    assert follow_up.status is Status.answered

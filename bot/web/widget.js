@@ -168,7 +168,7 @@
                                 "aria-controls": "knee-coach-panel", text: TITLE });
   var log = el("div", { className: "log", role: "log", "aria-live": "polite", "aria-label": "Conversation" });
   var input = el("textarea", { rows: "1", maxlength: "1000", "aria-label": "Your question",
-                               placeholder: "Ask about knee pain after the leg press…" });
+                               placeholder: "Your question…" });
   var sendButton = el("button", { type: "submit", text: "Ask" });
   var form = el("form", {}, [input, sendButton]);
   var newButton = el("button", { type: "button", text: "New" , "aria-label": "New conversation" });
@@ -203,8 +203,9 @@
   }
 
   function rateButtons(turn) {
-    var row = el("div", { className: "rate" });
-    [["up", "👍", "Helpful"], ["down", "👎", "Not helpful"]].forEach(function (choice) {
+    var row = el("div", { className: "rate", role: "group", "aria-label": "Was this answer helpful?" });
+    row.appendChild(el("span", { className: "small", text: "Helpful?" }));
+    [["up", "Yes", "Helpful"], ["down", "No", "Not helpful"]].forEach(function (choice) {
       var b = el("button", { type: "button", text: choice[1], "aria-label": choice[2],
                              "aria-pressed": String(turn.rating === choice[0]) });
       b.addEventListener("click", function () { rate(turn, choice[0], row); });
