@@ -120,6 +120,11 @@ def services(request: Request) -> Services:
     return found
 
 
+def loaded(bot: Services = Depends(services)) -> tuple[Engine, FeedbackStore]:  # noqa: B008 - FastAPI idiom
+    """The engine and feedback store, or a 503 before they are loaded (checked before any response starts)."""
+    return bot.loaded()
+
+
 def client_key(request: Request) -> str:
     """Who is asking, for rate limits: the client address (behind a proxy, configure its forwarded headers)."""
     return request.client.host if request.client else "unknown"
@@ -286,21 +291,21 @@ def health(bot: Services = Depends(services)) -> Response:  # noqa: B008
 
 
 @router.post("/chat", response_model=Answer, dependencies=[Depends(rate_limit)], tags=["chat"])
-async def chat(body: ChatRequest, bot: Services = Depends(services)) -> Response:  # noqa: B008
+async def chat(body: ChatRequest, bot: Services = Depends(services), ready=Depends(loaded)) -> Response:  # noqa: B008
     """Answer a question in the context of the conversation: the `ask` JSON contract."""
-    engine, _store = bot.loaded()
+    engine, _store = ready
     answer = await anyio.to_thread.run_sync(engine.ask, body.message, body.history, limiter=bot.slots)
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post("/chat/stream", response_class=EventSourceResponse, dependencies=[Depends(rate_limit)], tags=["chat"])
-def chat_stream(body: ChatRequest, bot: Services = Depends(services)) -> Iterator[ServerSentEvent]:  # noqa: B008
+def chat_stream(body: ChatRequest, ready=Depends(loaded)) -> Iterator[ServerSentEvent]:  # noqa: B008
     """The same answer as server-sent events.
 
     `delta` events (`{"text": …}`) carry pieces of the reply as they are ready, then one `answer` event
     carries the full `Answer`. A failure mid-way is an `error` event.
     """
-    engine, _store = bot.loaded()
+    engine, _store = ready
     try:
         for piece in engine.stream(body.message, body.history):
             if isinstance(piece, Answer):
@@ -315,9 +320,9 @@ def chat_stream(body: ChatRequest, bot: Services = Depends(services)) -> Iterato
 
 @router.post("/feedback", response_model=FeedbackReceipt, status_code=201, dependencies=[Depends(rate_limit)],
              tags=["feedback"])  # fmt: skip
-def feedback(body: Feedback, bot: Services = Depends(services)) -> FeedbackReceipt:  # noqa: B008
+def feedback(body: Feedback, ready=Depends(loaded)) -> FeedbackReceipt:  # noqa: B008
     """Rate an answer (thumbs up or down, optional comment); it is stored before this returns."""
-    engine, store = bot.loaded()
+    engine, store = ready
     return FeedbackReceipt(id=store.add(body, engine_version=engine.version, channel="api"))
 
 

@@ -7,6 +7,7 @@ articles wrote. ``/?embed=1`` hides the page header for use in an iframe.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 TITLE = "Knee-pain coach"
 _NOT_READY = "The coach is still starting up. Please try again in a few seconds."
+_FAILED = "Sorry — something went wrong while answering. Please try again."
+log = logging.getLogger("bot.ui")
 
 
 @dataclass
@@ -91,13 +94,17 @@ def build_page(bot: Services) -> gr.Blocks:
             yield finish(notice_html(limited.message), None)
             return
         text = ""
-        for piece in engine.stream(message, convo.history):
-            if isinstance(piece, Answer):
-                yield finish(answer_html(piece, len(convo.answers) + 1), piece)
-            else:
-                text += piece
-                convo.messages[-1] = {"role": "assistant", "content": partial_html(text, DISCLAIMER)}
-                yield convo.messages, gr.skip(), convo, gr.skip()
+        try:
+            for piece in engine.stream(message, convo.history):
+                if isinstance(piece, Answer):
+                    yield finish(answer_html(piece, len(convo.answers) + 1), piece)
+                else:
+                    text += piece
+                    convo.messages[-1] = {"role": "assistant", "content": partial_html(text, DISCLAIMER)}
+                    yield convo.messages, gr.skip(), convo, gr.skip()
+        except Exception:
+            log.exception("answering on the chat page failed")
+            yield finish(notice_html(_FAILED), None)
 
     def rate(convo: Conversation, liked: gr.LikeData):
         """Store a thumbs up/down on a reply, then offer a comment box."""

@@ -76,6 +76,12 @@ def test_health_is_not_ready_before_lifespan_has_loaded_anything(web_settings: S
     assert response.status_code == 503 and response.json()["status"] == "starting"
 
 
+@pytest.mark.parametrize("path", ["/api/chat", "/api/chat/stream"])
+def test_questions_before_the_engine_is_loaded_get_a_json_503(web_settings: Settings, engine, path: str) -> None:
+    response = TestClient(create_app(web_settings, engine=engine, page=False)).post(path, json={"message": "hi"})
+    assert response.status_code == 503 and response.json()["error"] == "not_ready" and response.headers["retry-after"]
+
+
 def test_feedback_is_stored_with_the_engine_version(client: TestClient, web_settings: Settings) -> None:
     answer = client.post("/api/chat", json={"message": "How often should I do leg press?"}).json()
     response = client.post("/api/feedback", json={"rating": "down", "comment": "too vague", "answer": answer})
