@@ -7,10 +7,10 @@ INSTALLED := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install run test check eval bench clean
+.PHONY: help install run test check eval bench bench-http clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 install: $(INSTALLED) ## Create .venv and install the bot with its test and dev tools (CPU-only torch)
 
@@ -22,7 +22,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
-run: install ## Install, then start the bot
+run: install ## Install, then serve the chat page, API and widget (BOT_HOST:BOT_PORT, default 127.0.0.1:7860)
 	$(PY) app.py
 
 test: install ## Install, then run every test (unit, integration, eval gate)
@@ -40,6 +40,9 @@ eval: install ## Run every question set through the engine, write reports, apply
 
 bench: install ## Latency and hit-rate benchmark against the LangChain tutorial recipe
 	$(PY) -m bench.ask_latency
+
+bench-http: install ## Load benchmark of POST /api/chat (32 clients, 5,000 requests, loopback) and start-to-ready
+	$(PY) -m bench.http_load
 
 clean: ## Remove the virtualenv and the built index
 	rm -rf $(VENV) index/chroma index/lexical index/chunks.jsonl index/manifest.json

@@ -2,7 +2,7 @@
 
 The baseline is the tutorial's retrieval: RecursiveCharacterTextSplitter(1000, 200) + all-MiniLM-L6-v2 +
 Chroma similarity search, k=4, on the same corpus. Both sides embed every question afresh (our query cache
-is cleared before each question). Run: ``python -m bench.ask_latency [--rounds N]``.
+and search caches are cleared before each question). Run: ``python -m bench.ask_latency [--rounds N]``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> None:
         theirs_texts: list[list[str]] = []
         for round_ in range(args.rounds):
             for question in questions:
-                engine.embeddings.cache_clear()
+                engine.cache_clear()
                 answer, elapsed = timed(lambda q=question: engine.ask(q))
                 ours_ms.append(elapsed)
                 texts, elapsed = timed(lambda q=question: baseline(q))
@@ -80,7 +80,7 @@ def main() -> None:
         "p50_ratio_ours_over_tutorial": round(ours["p50_ms"] / theirs["p50_ms"], 2),
     }
     path = write_result("ask_latency", result)
-    print(f"{len(questions)} questions × {args.rounds} rounds, warm, query cache cleared before each ask")
+    print(f"{len(questions)} questions × {args.rounds} rounds, warm, query and search caches cleared before each ask")
     print(f"{'':12}{'p50 ms':>9}{'p95 ms':>9}{'hit@1':>8}{'hit@3':>8}")
     for name in ("ours", "tutorial"):
         row = result[name]

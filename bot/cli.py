@@ -260,6 +260,39 @@ def add_case(
     typer.echo(f"Added case {case.id!r} to {path}. Run it: python -m bot eval --set {path}")
 
 
+feedback_app = typer.Typer(help="Ratings people gave the answers.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[
+        str, typer.Option("--output", "-o", help='File to write, or "-" for standard output.')
+    ] = "eval/reports/feedback.yaml",
+) -> None:
+    """Write the thumbs-down answers as an eval question set (the format of eval/sets/*.yaml)."""
+    from pathlib import Path
+
+    from bot.feedback import FILENAME, FeedbackStore, export_yaml
+
+    settings = get_settings()
+    if not (settings.data_dir / FILENAME).exists():
+        raise _fail(f"No feedback has been stored yet (looked for {settings.data_dir / FILENAME}).")
+    store = FeedbackStore.open(settings.data_dir, retention_days=settings.feedback_retention_days)
+    try:
+        rows = store.rows(rating=-1)
+    finally:
+        store.close()
+    text = export_yaml(rows)
+    if output == "-":
+        typer.echo(text, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    typer.echo(f"{len(rows)} thumbs-down case(s) written to {target}.")
+
+
 def main() -> None:
     """Entry point of ``python -m bot``: an unexpected failure is one clear line, never a traceback."""
     try:

@@ -7,16 +7,16 @@ disclaimer — in ``_finish``, the one step every path goes through.
 from __future__ import annotations
 
 import logging
+import queue
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from threading import Lock
+from threading import Lock, Thread
 from typing import Any
 
 import numpy as np
-from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 from pydantic import ValidationError
 
@@ -67,6 +67,8 @@ class Turn:
     timings: dict[str, float] = field(default_factory=dict)
     #: The index version this question is answered from, fixed when it arrives.
     resources: Resources | None = None
+    #: Receives the reply text piece by piece as it becomes final (``Engine.stream`` listens here).
+    on_delta: Callable[[str], None] | None = None
 
 
 def _timed(name: str, step: Callable[[Turn], Turn]) -> Runnable[Turn, Turn]:
@@ -86,6 +88,21 @@ def _mtime(path: Path) -> int:
         return 0
 
 
+def answer_deltas(text: str) -> Iterator[str]:
+    """The reply text in the pieces a reader sees arrive: one line (a claim, a point) at a time.
+
+    Blank lines travel with the line before them, so the pieces concatenate to exactly ``text``.
+    """
+    piece = ""
+    for line in text.splitlines(keepends=True):
+        if piece and line.strip():
+            yield piece
+            piece = ""
+        piece += line
+    if piece:
+        yield piece
+
+
 def parse_history(history: Iterable[Any] | None) -> list[Message] | None:
     """Conversation turns as messages, or ``None`` when they are not in the documented form."""
     if history is None:
@@ -103,7 +120,7 @@ class Resources:
     index: Index
     retriever: HybridRetriever
     #: Retrieval results by query text, valid for this version only.
-    results: CountingLRU[list[Document]]
+    results: CountingLRU[tuple[list[RankedPassage], dict[tuple[str, int], np.ndarray]]]
 
     @property
     def version(self) -> int:
@@ -216,21 +233,11 @@ class Engine:
         turn.query = build_query(turn.question, history, self.synonyms)
         if not turn.query.search_text:  # nothing but instructions to the bot: nothing to search for
             return turn
-        search_text = turn.query.search_text
-        documents = resources.results.get_or_compute(search_text, lambda: resources.retriever.invoke(search_text))
-        chunks = resources.index.chunks.fetch(doc.id for doc in documents if doc.id)
-        turn.passages = [
-            RankedPassage(
-                chunks[doc.id],
-                doc.metadata["score"],
-                max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "sentences")),
-                doc.metadata.get("lexical_score"),
-            )
-            for doc in documents
-            if doc.id in chunks
-        ]
+        passages, turn.sentence_vectors = resources.results.get_or_compute(
+            turn.query.search_text, partial(self._search, resources, turn.query.search_text)
+        )
+        turn.passages = list(passages)
         turn.query_vector = self._query_vector(turn.query)
-        turn.sentence_vectors = self._sentence_vectors(resources, turn.passages[: self.compose_settings.depth])
         return turn
 
     def _triage(self, turn: Turn) -> Turn:
@@ -297,13 +304,17 @@ class Engine:
             )
             for p in turn.passages[: self.settings.top_k]
         ]
+        text = f"{body}\n\n---\n{DISCLAIMER}"
+        if turn.on_delta is not None:
+            for delta in answer_deltas(text):
+                turn.on_delta(delta)
         turn.timings["total"] = round((time.perf_counter() - turn.started) * 1000, 3)
         for stage in ("retrieve", "compose"):
             turn.timings.setdefault(stage, 0.0)
         return Answer(
             question=turn.question,
             status=turn.verdict.status,
-            answer=f"{body}\n\n---\n{DISCLAIMER}",
+            answer=text,
             disclaimer=DISCLAIMER,
             citations=citations,
             passages=passages,
@@ -312,6 +323,32 @@ class Engine:
         )
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _search(self, resources: Resources, text: str) -> tuple[list[RankedPassage], dict[tuple[str, int], np.ndarray]]:
+        """The fused passages for a search text and their sentences' vectors (remembered per index version).
+
+        The vector-store queries are most of an answer's cost; a question asked again (the page's examples,
+        the common ones) reuses the result.
+        """
+        documents = resources.retriever.invoke(text)
+        chunks = resources.index.chunks.fetch(doc.id for doc in documents if doc.id)
+        passages = [
+            RankedPassage(
+                chunks[doc.id],
+                doc.metadata["score"],
+                max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "sentences")),
+                doc.metadata.get("lexical_score"),
+            )
+            for doc in documents
+            if doc.id in chunks
+        ]
+        return passages, self._sentence_vectors(resources, passages[: self.compose_settings.depth])
+
+    def cache_clear(self) -> None:
+        """Forget remembered searches and query vectors (benchmarks measure the work, not the caches)."""
+        self._resources.results.clear()
+        if hasattr(self.embeddings, "cache_clear"):
+            self.embeddings.cache_clear()
 
     @staticmethod
     def _sentence_vectors(resources: Resources, passages: list[RankedPassage]) -> dict[tuple[str, int], np.ndarray]:
@@ -364,15 +401,51 @@ class Engine:
 
     # -- entry point ----------------------------------------------------------------------------
 
-    def ask(self, question: str, history: Iterable[Any] | None = None) -> Answer:
-        """Answer one question in the context of the conversation so far."""
+    @property
+    def version(self) -> str:
+        """The engine's code version and the index build it answers from, e.g. ``0.1.0+index.3``."""
+        from bot import __version__
+
+        return f"{__version__}+index.{self.index.manifest.version}"
+
+    def _turn(self, question: str, history: Iterable[Any] | None) -> Turn:
         text = question if isinstance(question, str) else ""
         messages = parse_history(history)
         self.refresh()
         turn = Turn(question=text, history=messages or [], resources=self._resources)
         if messages is None:
             turn.verdict = Verdict(Status.invalid, "history")
-        return self.chain.invoke(turn)
+        return turn
+
+    def ask(self, question: str, history: Iterable[Any] | None = None) -> Answer:
+        """Answer one question in the context of the conversation so far."""
+        return self.chain.invoke(self._turn(question, history))
+
+    def stream(self, question: str, history: Iterable[Any] | None = None) -> Iterator[str | Answer]:
+        """Like ``ask``, but yields the reply text in pieces as it becomes final, then the ``Answer``.
+
+        The same chain runs (in a helper thread); its stages hand text to ``Turn.on_delta`` as soon as it is
+        settled, so a composer that produces text gradually reaches the reader gradually. The pieces
+        concatenate to ``Answer.answer``.
+        """
+        turn = self._turn(question, history)
+        pieces: queue.SimpleQueue[str | Answer | BaseException] = queue.SimpleQueue()
+        turn.on_delta = pieces.put
+
+        def run() -> None:
+            try:
+                pieces.put(self.chain.invoke(turn))
+            except BaseException as error:  # handed to the reader, who re-raises it
+                pieces.put(error)
+
+        Thread(target=run, name="bot-stream", daemon=True).start()
+        while True:
+            piece = pieces.get()
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+            if isinstance(piece, Answer):
+                return
 
     def reject(self, question: str, reason: str) -> Answer:
         """The reply to a request a shell could not even read (``reason`` as in ``compose``'s messages)."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +60,54 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Share of a generated sentence's words its source must contain."
     )
     log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
+
+    # -- the web server (chat page, HTTP API, widget) --------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(7860, ge=1, le=65535, description="Port the web server listens on.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Sites allowed to call the API and frame the page, comma-separated "
+        "(e.g. 'https://gym.example,https://www.gym.example'); empty: same origin only.",
+    )
+    data_dir: Path = Field(PROJECT_ROOT / "data", description="Where feedback (SQLite) is stored.")
+    rate_limit: str = Field(
+        "20/minute;200/hour", description="Questions and feedback per client (IP address), in `limits` notation."
+    )
+    daily_cap_per_origin: int = Field(2000, ge=0, description="Questions per day from each embedding site (0: no cap).")
+    feedback_retention_days: int = Field(180, ge=1, le=36_500, description="Feedback older than this is deleted.")
+    max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest API request body.")
+    worker_threads: int = Field(
+        4, ge=1, le=64, description="Questions answered at once; more requests wait their turn."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", ",").split(",") if part]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        checked = []
+        for origin in origins:
+            parts = urlsplit(origin.strip().rstrip("/"))
+            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or parts.query:
+                raise ValueError(f"{origin!r} is not an origin such as 'https://gym.example' (scheme://host[:port])")
+            checked.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return checked
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a rate such as '20/minute;200/hour'") from error
+        return value
 
     @property
     def resolved_synonyms_file(self) -> Path:

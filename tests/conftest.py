@@ -49,3 +49,134 @@ def corpus_copy(tmp_path: Path) -> Path:
     for path in CORPUS.iterdir():
         (target / path.name).write_bytes(path.read_bytes())
     return target
+
+
+# -- the real web server on loopback, for browser and client tests -------------------------------------
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThreadedServer:
+    """uvicorn serving an ASGI app from a background thread, on a free loopback port."""
+
+    def __init__(self, app, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class GymSite:
+    """A static "gym website" on its own loopback origin that embeds the bot, with hostile CSS of its own."""
+
+    def __init__(self, bot_url: str, port: int) -> None:
+        import http.server
+        import threading
+
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Iron Temple Gym</title>
+<style>* {{ color: #c00 !important; font-family: serif !important; }} button {{ display: none; }}</style></head>
+<body><h1>Iron Temple Gym</h1><p>Opening hours: 6–22 every day.</p>
+<script src="{bot_url}/widget.js" data-title="Ask our coach" defer></script></body></html>"""
+        framed = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Coach</title></head>
+<body><h1>Our coach</h1><iframe id="coach" title="Knee-pain coach" src="{bot_url}/?embed=1"
+style="width: 100%; height: 760px; border: 0"></iframe></body></html>"""
+        pages = {"/": page, "/framed.html": framed}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = pages.get(self.path.split("?")[0], "").encode()
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def site_ports() -> dict[str, int]:
+    return {"bot": free_port(), "gym": free_port(), "stranger": free_port()}
+
+
+@pytest.fixture(scope="session")
+def live_settings(index_settings: Settings, tmp_path_factory: pytest.TempPathFactory, site_ports) -> Settings:
+    return index_settings.model_copy(update={
+        "data_dir": tmp_path_factory.mktemp("data"),
+        "cors_origins": [f"http://127.0.0.1:{site_ports['gym']}"],
+        "rate_limit": "10000/minute",
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def live_server(live_settings: Settings, engine, site_ports):
+    """The real app (API, chat page, widget) served by uvicorn on a loopback port."""
+    from bot.api import create_app
+
+    with ThreadedServer(create_app(live_settings, engine=engine), site_ports["bot"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gym_sites(live_server, site_ports):
+    """Two gym sites embedding the bot: one on the allow-list, one not."""
+    allowed, stranger = GymSite(live_server.url, site_ports["gym"]), GymSite(live_server.url, site_ports["stranger"])
+    yield {"allowed": allowed, "stranger": stranger}
+    allowed.close()
+    stranger.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip("browser tests need Chromium at /usr/bin/chromium: apt-get install chromium chromium-driver")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need Playwright for Python: pip install playwright")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield chromium
+        chromium.close()

@@ -125,3 +125,36 @@ def test_every_reply_ends_with_the_disclaimer(engine: Engine, question: str) -> 
 )
 def test_every_reply_in_a_conversation_ends_with_the_disclaimer(engine: Engine, question: str, history) -> None:
     check_contract(engine.ask(question, history))
+
+
+def test_stream_yields_the_reply_in_pieces_then_the_same_answer_as_ask(engine: Engine) -> None:
+    pieces = list(engine.stream("Where should my feet go on the leg press?"))
+    *deltas, final = pieces
+    assert isinstance(final, Answer) and all(isinstance(d, str) for d in deltas)
+    assert len(deltas) >= 3 and "".join(deltas) == final.answer  # the lead, each point, the disclaimer
+    asked = engine.ask("Where should my feet go on the leg press?")
+    assert final.model_dump(exclude={"timings_ms"}) == asked.model_dump(exclude={"timings_ms"})
+
+
+def test_stream_follows_the_conversation_like_ask(engine: Engine) -> None:
+    history = [{"role": "user", "content": "Is it ok to lock my knees at the top?"},
+               {"role": "assistant", "content": "Do not lock your knees."}]  # fmt: skip
+    *_, final = engine.stream("why not?", history)
+    assert isinstance(final, Answer) and final.status is Status.answered and "strain" in final.answer
+
+
+def test_stream_of_a_bad_request_still_ends_with_an_answer(engine: Engine) -> None:
+    *deltas, final = engine.stream("hi", history="not a list")  # type: ignore[arg-type]
+    assert isinstance(final, Answer) and final.status is Status.invalid and "".join(deltas) == final.answer
+
+
+def test_a_repeated_question_reuses_its_search_and_answers_the_same(engine: Engine) -> None:
+    engine.cache_clear()
+    first = engine.ask("Do knee sleeves help?")
+    searches = engine._resources.results.misses
+    again = engine.ask("Do knee sleeves help?")
+    assert engine._resources.results.misses == searches  # no new search ran
+    assert again.model_dump(exclude={"timings_ms"}) == first.model_dump(exclude={"timings_ms"})
+    follow_up = engine.ask("why?", [{"role": "user", "content": "Do knee sleeves help?"}])
+    assert engine._resources.results.misses == searches + 1  # a different search text is searched afresh
+    assert follow_up.status is Status.answered

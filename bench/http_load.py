@@ -1,0 +1,177 @@
+"""Load on ``POST /api/chat``: throughput, latency, errors and server memory, with N concurrent clients.
+
+Starts the real server (``python app.py``) on a free loopback port with the index in ``BOT_INDEX_DIR``,
+measures start to ready (``/api/health`` OK), then sends ``--requests`` questions from ``--clients``
+concurrent clients (closed loop: each client sends its next question when the last one is answered), stopping
+early at ``--max-seconds``. Questions cycle through the eval sets, as a gym's members repeat the common ones;
+``--unique`` makes every question distinct (no query-vector cache hits) to show the cold cost too.
+Rate limits are lifted for the run. Loopback only. Run: ``python -m bench.http_load``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from bench.common import SETS, percentile, summary, write_result
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def questions() -> list[str]:
+    found = []
+    for path in sorted(SETS.glob("*.yaml")):
+        found += [c["question"] for c in yaml.safe_load(path.read_text(encoding="utf-8"))["cases"] if c.get("question")]
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(port: int, data_dir: str) -> tuple[subprocess.Popen[bytes], float]:
+    env = {**os.environ, "BOT_HOST": "127.0.0.1", "BOT_PORT": str(port), "BOT_DATA_DIR": data_dir,
+           "BOT_RATE_LIMIT": "1000000/minute", "BOT_DAILY_CAP_PER_ORIGIN": "0", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    with httpx.Client() as client:
+        while time.perf_counter() - started < 120:
+            if server.poll() is not None:
+                raise SystemExit("the server exited during start-up")
+            try:
+                if client.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
+                    return server, time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+    server.terminate()
+    raise SystemExit("the server was not ready within 120 s")
+
+
+async def load(url: str, pool: list[str], *, clients: int, total: int, max_seconds: float, pid: int, unique: bool):
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    rss: list[tuple[int, float]] = [(0, rss_mb(pid))]
+    sent = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while sent < total and time.perf_counter() < deadline:
+            n = sent
+            sent += 1
+            question = pool[n % len(pool)] + (f" (ask {n})" if unique else "")
+            began = time.perf_counter()
+            try:
+                response = await http.post(f"{url}/api/chat", json={"message": question, "history": []})
+                ok = response.status_code == 200 and response.json()["answer"]
+                if not ok:
+                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+            except httpx.HTTPError as error:
+                errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+            latencies.append((time.perf_counter() - began) * 1000)
+            if len(latencies) % 1000 == 0:
+                rss.append((len(latencies), rss_mb(pid)))
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        began = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - began
+    rss.append((len(latencies), rss_mb(pid)))
+    return latencies, errors, elapsed, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--max-seconds", type=float, default=300, help="stop sending after this long")
+    parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (not counted)")
+    parser.add_argument("--unique", action="store_true", help="make every question distinct (cold embeddings)")
+    args = parser.parse_args()
+
+    pool = questions()
+    with tempfile.TemporaryDirectory() as data_dir:
+        port = free_port()
+        server, ready_s = start_server(port, data_dir)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            print(f"server ready in {ready_s:.2f} s (start to /api/health OK); warming up…", flush=True)
+            asyncio.run(load(url, pool, clients=args.clients, total=args.warmup, max_seconds=60, pid=server.pid,
+                             unique=args.unique))  # fmt: skip
+            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+            latencies, errors, elapsed, rss = asyncio.run(
+                load(
+                    url,
+                    pool,
+                    clients=args.clients,
+                    total=args.requests,
+                    max_seconds=args.max_seconds,
+                    pid=server.pid,
+                    unique=args.unique,
+                )
+            )
+            server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    result = {
+        "clients": args.clients,
+        "requests": len(latencies),
+        "unique_questions": args.unique,
+        "question_pool": len(pool),
+        "seconds": round(elapsed, 2),
+        "answers_per_s": round(len(latencies) / elapsed, 1),
+        "latency": summary(latencies) | {"p99_ms": round(percentile(latencies, 99), 3)},
+        "errors": errors,
+        "rss_mb": rss,
+        "server_cpu_ms_per_answer": round(server_cpu / max(1, len(latencies)) * 1000, 2),
+        "server_cpu_utilisation": round(server_cpu / elapsed, 2),
+        "client_cpu_ms_per_request": round(client_cpu / max(1, len(latencies)) * 1000, 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "start_to_ready_s": round(ready_s, 2),
+        "cpus": os.cpu_count(),
+    }
+    path = write_result("http_load" + ("_unique" if args.unique else ""), result)
+    lat = result["latency"]
+    print(f"{result['requests']} requests, {args.clients} clients, {elapsed:.1f} s: "
+          f"{result['answers_per_s']} answers/s, "
+          f"p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+          f"errors {sum(errors.values())} {errors or ''}")  # fmt: skip
+    print(
+        f"server CPU {result['server_cpu_ms_per_answer']} ms/answer (using {result['server_cpu_utilisation']} cores), "
+        f"client CPU {result['client_cpu_ms_per_request']} ms/request, load average {result['load_average_1m']}"
+    )
+    print(f"server RSS (MB) by requests done: {rss}; start to ready {ready_s:.2f} s  → {path}")
+
+
+if __name__ == "__main__":
+    main()
