@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.triage import in_domain, topic_words
 from bot.types import Message
 
 # A short turn that opens like this, or leans on a pronoun, continues the previous question.
@@ -25,6 +26,23 @@ _ANAPHORA = re.compile(
     re.IGNORECASE,
 )
 _MAX_FOLLOW_UP_WORDS = 10
+# A turn that says this much of its own is a new question, even if it says "it" or "how often".
+_MAX_OWN_WORDS = 3
+_MAX_OWN_TOPIC_WORDS = 1
+_FUNCTION_WORD_LIST = (
+    "a an the and but or so if then than of to in on at by for with about from as into is are was were be been "
+    "am do does did doing have has had i me my mine we our you your he she his her they them their it its this "
+    "that these those there here what which who whom whose when where why how can could should would will shall "
+    "may might must not no yes just really very too also even still ok okay please"
+)
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_LIST.split())
+# "Is it ok to …?" uses a dummy "it": the question that follows is complete on its own.
+_DUMMY_IT = re.compile(
+    r"\b(is|was|isn'?t|would|will) it (be )?(ok|okay|bad|safe|normal|fine|good|worth|better|worse|possible|"
+    r"necessary|true|smart|wise|dangerous|harmful|common|alright|all right) (to|if|for|that|when)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[a-z0-9']+")
 
 
 _INSTRUCTION = re.compile(
@@ -97,21 +115,33 @@ def load_synonyms(path: Path) -> Synonyms:
 
 
 def is_follow_up(question: str) -> bool:
-    """Whether a turn reads as a continuation of the previous one rather than a new question."""
+    """Whether a turn reads as a continuation of the previous one rather than a new question.
+
+    It is short, opens like a continuation or leans on a pronoun, and says little of its own:
+    "and what if I put them higher?" is a follow-up, "Is it bad to lock my knees at the top?" is not.
+    """
     words = question.split()
     if not words or len(words) > _MAX_FOLLOW_UP_WORDS:
         return False
-    return bool(_FOLLOW_UP_OPENERS.search(question) or _ANAPHORA.search(question))
+    if not (_FOLLOW_UP_OPENERS.search(question) or _ANAPHORA.search(_DUMMY_IT.sub(" ", question))):
+        return False
+    own = [w for w in _WORD.findall(question.lower()) if w not in _FUNCTION_WORDS and not _ANAPHORA.fullmatch(w)]
+    return len(own) <= _MAX_OWN_WORDS and topic_words(" ".join(own)) <= _MAX_OWN_TOPIC_WORDS
 
 
 def resolve(question: str, history: Sequence[Message]) -> tuple[str, bool]:
-    """The question made standalone by prefixing the (resolved) question it follows up on."""
+    """The question made standalone by prefixing the (resolved) question it follows up on.
+
+    Only a question the bot could answer is carried forward: after an off-topic question, the next
+    one starts afresh.
+    """
     context = ""
     for message in history:
         text = without_instructions(message.content) if message.role == "user" else ""
         if not text:
             continue
-        context = f"{context} {text}".strip() if context and is_follow_up(text) else text
+        continues = context and is_follow_up(text)
+        context = f"{context} {text}" if continues else (text if in_domain(text) else "")
     if context and is_follow_up(question):
         return f"{context} {question.strip()}", True
     return question.strip(), False

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bot.query import Query
 from bot.types import Status
+
+if TYPE_CHECKING:
+    from bot.query import Query
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ def red_flag(text: str) -> Verdict | None:
 # -- scope ---------------------------------------------------------------------------------------
 
 _DOMAIN = re.compile(
-    r"\b(knee\w*|kneecap\w*|patell\w*|legs?|thighs?|quad\w*|hamstring\w*|hammies|glute\w*|hips?|cal(f|ves)|shins?|"
+    r"\b(leg[- ]?press\w*|knee\w*|kneecap\w*|patell\w*|legs?|thighs?|quad\w*|hamstring\w*|hammies|glute\w*|hips?|cal(f|ves)|shins?|"
     r"ankles?|foot|feet|toes?|heels?|squat\w*|lunge\w*|press\w*|sled|deadlift\w*|workouts?|training|train|gym|"
     r"exercis\w*|lift\w*|reps?|sets?|weights?|sore\w*|tendon\w*|tendin\w*|ligament\w*|cartilage|joints?|muscl\w*|"
     r"it ?band|itb|stretch\w*|warm[- ]?up|cool[- ]?down|recover\w*|brace|sleeves?|physio\w*|therap\w*|injur\w*|"
@@ -239,6 +242,16 @@ def not_covered(text: str) -> Verdict | None:
         if pattern.search(text):
             return Verdict(Status.not_found, f"not_covered:{topic}", topic)
     return None
+
+
+def topic_words(text: str) -> int:
+    """How many knee, leg or training words ``text`` contains."""
+    return len(_DOMAIN.findall(text))
+
+
+def in_domain(text: str) -> bool:
+    """Whether ``text`` is about the knee, the leg press or leg training (by its words alone)."""
+    return bool(_DOMAIN.search(text)) and not _OFF_TOPIC.search(text) and language_is_english(text)
 
 
 def classify(

@@ -79,3 +79,21 @@ def test_three_turn_follow_ups_keep_the_whole_thread() -> None:
 )
 def test_instructions_to_the_bot_are_dropped_from_the_question(text: str, kept: str) -> None:
     assert without_instructions(text) == kept
+
+
+@pytest.mark.parametrize(
+    "example", ["Is it bad to lock my knees at the top?", "How often should I do leg press?", "Is it ok to lock out?"]
+)
+def test_a_complete_question_after_an_off_topic_one_starts_afresh(example: str) -> None:
+    query = build_query(example, [user("What's the capital of Papua New Guinea?")], SYNONYMS)
+    assert not query.is_follow_up and query.standalone == example
+
+
+def test_an_off_topic_question_is_never_carried_into_a_follow_up() -> None:
+    query = build_query("and why?", [user("Give me a lasagna recipe")], SYNONYMS)
+    assert query.standalone == "and why?"
+
+
+def test_a_two_word_topic_does_not_make_a_follow_up_a_new_question() -> None:
+    query = build_query("how would I get that from the leg press?", [user("What's IT band syndrome?")], SYNONYMS)
+    assert query.is_follow_up and query.standalone.startswith("What's IT band syndrome?")
