@@ -32,8 +32,8 @@ _WORD = re.compile(r"[a-z]+")
 class GuardSettings:
     """How close a generated sentence must be to its cited passage (calibrated on the eval sets)."""
 
-    min_similarity: float = 0.6
-    min_overlap: float = 0.5
+    min_similarity: float = 0.65
+    min_overlap: float = 0.6
 
 
 def normalize(text: str) -> str:
