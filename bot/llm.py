@@ -203,11 +203,19 @@ _ANSWERISH = re.compile(r"\[\d+\]|^(sure|yes|no|here|the answer)\b", re.IGNORECA
 
 
 def accept_rewrite(rewrite: str, question: str, history: Sequence[Message]) -> str | None:
-    """The model's standalone question if it looks like one, else ``None`` (the engine's own handling stays)."""
+    """The model's standalone question if it reads as one and carries the conversation, else ``None``.
+
+    It must be a single question, and share words with both the earlier question(s) and the follow-up
+    (when the follow-up has words of its own); otherwise the engine's own follow-up handling stays.
+    """
     from bot.lexical import content_words
 
     text = " ".join(rewrite.strip().strip('"').split())
     if not text or len(text.split()) > 40 or _ANSWERISH.search(text) or not text.endswith("?"):
         return None
-    known = content_words(question + " " + " ".join(m.content for m in history if m.role == "user"))
-    return text if content_words(text) & known else None
+    words = content_words(text)
+    context = content_words(" ".join(m.content for m in history if m.role == "user"))
+    own = content_words(question)
+    if not words & context or (own and not words & own):
+        return None
+    return text

@@ -444,7 +444,7 @@ class Engine:
         """
         assert self.chat_model is not None and turn.query is not None
         turn.composer = self.composer
-        messages = build_messages(turn.query.standalone, [f.text for f in facts])
+        messages = build_messages(turn.query.rewritten or turn.query.standalone, [f.text for f in facts])
         passages = {p.chunk.chunk_id: p.chunk for p in turn.passages}
         kept: list[Claim] = []
         checked = 0
@@ -501,7 +501,7 @@ class Engine:
         assert self.chat_model is not None and turn.query is not None
         started = time.perf_counter()
         try:
-            reply = self.chat_model.invoke(rewrite_messages(turn.query.asked, history))
+            reply = self.chat_model.invoke(rewrite_messages(turn.query.asked, history), stop=["\n"])
             rewrite = accept_rewrite(str(reply.content), turn.query.asked, history)
         except Exception as error:  # the engine's own follow-up handling stays
             log.warning("The chat model could not rewrite a follow-up (%s).", error)
@@ -509,7 +509,8 @@ class Engine:
         turn.timings["rewrite"] = round((time.perf_counter() - started) * 1000, 3)
         if rewrite is None:
             return turn.query
-        return replace(turn.query, standalone=rewrite, search_text=self.synonyms.expand(rewrite))
+        # Triage keeps judging the engine's own reading of the conversation: a model cannot change a status.
+        return replace(turn.query, rewritten=rewrite, search_text=self.synonyms.expand(rewrite))
 
     # -- entry point ----------------------------------------------------------------------------
 

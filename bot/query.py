@@ -77,6 +77,8 @@ class Query:
     #: ``standalone`` plus the article's words for the user's words (see ``synonyms.yaml``).
     search_text: str
     is_follow_up: bool = False
+    #: A chat model's standalone version of a follow-up: searched for and answered, never triaged.
+    rewritten: str | None = None
 
 
 @dataclass(frozen=True)

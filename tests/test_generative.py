@@ -178,3 +178,10 @@ def test_generated_text_is_cut_into_sentences_with_their_markers(text: str, segm
 )
 def test_numbers_are_read_from_digits_and_words(text: str, numbers: set[str]) -> None:
     assert numbers_in(text) == numbers
+
+
+def test_a_models_rewrite_never_changes_the_triage(engine: Engine, with_model) -> None:
+    history = [{"role": "user", "content": "I've had a dull ache in my knee after leg day for a few weeks now."}]
+    model = fake("What is the capital of my knee after leg day?", "See a physical therapist about it. [1]")
+    answer = with_model(model).ask("who should I see about it?", history)
+    assert answer.status is Status.answered
