@@ -253,7 +253,12 @@ class Engine:
         resources = turn.resources or self._resources
         history = turn.history[-self.settings.max_history_messages :] if self.settings.max_history_messages else []
         turn.query = build_query(turn.question, history, self.synonyms)
-        if self.chat_model is not None and turn.query.is_follow_up:
+        # A model may only rewrite a follow-up that triage would let it answer: no model call comes first.
+        if (
+            self.chat_model is not None
+            and turn.query.is_follow_up
+            and classify(turn.query, best_similarity=1.0).status is Status.answered
+        ):
             turn.query = self._rewrite_follow_up(turn, history)
         if not turn.query.search_text:  # nothing but instructions to the bot: nothing to search for
             return turn

@@ -185,3 +185,9 @@ def test_a_models_rewrite_never_changes_the_triage(engine: Engine, with_model) -
     model = fake("What is the capital of my knee after leg day?", "See a physical therapist about it. [1]")
     answer = with_model(model).ask("who should I see about it?", history)
     assert answer.status is Status.answered
+
+
+def test_a_red_flag_follow_up_is_escalated_without_asking_the_model(engine: Engine, with_model) -> None:
+    history = [{"role": "user", "content": "My knee hurts after leg press."}]
+    answer = with_model(Refuses(messages=iter([]))).ask("and now it's hot and swollen?", history)
+    assert answer.status is Status.escalated
