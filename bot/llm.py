@@ -205,17 +205,18 @@ _ANSWERISH = re.compile(r"\[\d+\]|^(sure|yes|no|here|the answer)\b", re.IGNORECA
 def accept_rewrite(rewrite: str, question: str, history: Sequence[Message]) -> str | None:
     """The model's standalone question if it reads as one and carries the conversation, else ``None``.
 
-    It must be a single question, and share words with both the earlier question(s) and the follow-up
-    (when the follow-up has words of its own); otherwise the engine's own follow-up handling stays.
+    It must be a single question that keeps the follow-up's own subject (when it has one) and brings in
+    something from the earlier question(s) that the follow-up leaves unsaid; otherwise — a small model
+    echoing the follow-up or drifting off — the engine's own follow-up handling stays.
     """
-    from bot.lexical import content_words
+    from bot.query import substantive_words
 
     text = " ".join(rewrite.strip().strip('"').split())
     if not text or len(text.split()) > 40 or _ANSWERISH.search(text) or not text.endswith("?"):
         return None
-    words = content_words(text)
-    context = content_words(" ".join(m.content for m in history if m.role == "user"))
-    own = content_words(question)
-    if not words & context or (own and not words & own):
+    words = substantive_words(text)
+    own = substantive_words(question)
+    carried = words & substantive_words(" ".join(m.content for m in history if m.role == "user")) - own
+    if not carried or (own and not words & own):
         return None
     return text

@@ -9,8 +9,9 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from bot.guard import generated_segments, numbers_in
+from bot.llm import accept_rewrite
 from bot.pipeline import DISCLAIMER, Engine
-from bot.types import Answer, Status
+from bot.types import Answer, Message, Status
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +179,25 @@ def test_generated_text_is_cut_into_sentences_with_their_markers(text: str, segm
 )
 def test_numbers_are_read_from_digits_and_words(text: str, numbers: set[str]) -> None:
     assert numbers_in(text) == numbers
+
+
+@pytest.mark.parametrize(
+    ("earlier", "follow_up", "rewrite", "accepted"),
+    [
+        ("How often should I do leg press?", "how many reps then?", "How many reps should I do on the leg press?", True),
+        ("Should I warm up before leg press?", "what about after?", "Should I stretch after the leg press?", True),
+        # What SmolLM2-135M really answered: an echo of the earlier question, of the follow-up, or a drift.
+        ("How often should I do leg press?", "how many reps then?", "How often should I do leg press?", False),
+        ("how many rest days do I need?", "what should I do on those days?", "What should I do on those days?", False),
+        ("I've had a dull ache in my knee for weeks.", "who should I see about it?", "What should I do next?", False),
+        ("How often should I do leg press?", "how many reps then?", "Sure! Do 8-12 reps.", False),
+    ],
+)
+def test_a_rewrite_is_used_only_if_it_carries_the_conversation(
+    earlier: str, follow_up: str, rewrite: str, accepted: bool
+) -> None:
+    history = [Message(role="user", content=earlier)]
+    assert (accept_rewrite(rewrite, follow_up, history) == rewrite) is accepted
 
 
 def test_a_models_rewrite_never_changes_the_triage(engine: Engine, with_model) -> None:
