@@ -184,7 +184,7 @@ def test_numbers_are_read_from_digits_and_words(text: str, numbers: set[str]) ->
 @pytest.mark.parametrize(
     ("earlier", "follow_up", "rewrite", "accepted"),
     [
-        ("How often should I do leg press?", "how many reps then?", "How many reps should I do on the leg press?", True),
+        ("How often should I do leg press?", "how many reps then?", "How many reps should I do on leg press?", True),
         ("Should I warm up before leg press?", "what about after?", "Should I stretch after the leg press?", True),
         # What SmolLM2-135M really answered: an echo of the earlier question, of the follow-up, or a drift.
         ("How often should I do leg press?", "how many reps then?", "How often should I do leg press?", False),
