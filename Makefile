@@ -4,10 +4,14 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 INSTALLED := $(VENV)/.installed
 
+# llama.cpp for the local composer, built for any x86-64 CPU: the default native build crashes here,
+# and the multimodal library is not needed.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF
+
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install run test check eval bench bench-http clean
+.PHONY: help install run test check eval bench bench-llm bench-http clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,6 +23,8 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PIP) install --quiet --upgrade pip
 	# The CPU wheel first, pinned: a looser spec would pull a multi-GB CUDA build.
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
+	# Compiles llama.cpp (several minutes on 2 cores); never reuse a cached build made without the flags.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --no-cache-dir -c constraints.txt "llama-cpp-python[server]"
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
@@ -40,6 +46,9 @@ eval: install ## Run every question set through the engine, write reports, apply
 
 bench: install ## Latency and hit-rate benchmark against the LangChain tutorial recipe
 	$(PY) -m bench.ask_latency
+
+bench-llm: install ## Generative composer (local SmolLM2): time to first token and full answer, guard fallbacks
+	$(PY) -m bench.llm_latency
 
 bench-http: install ## Load benchmark of POST /api/chat (32 clients, 5,000 requests, loopback) and start-to-ready
 	$(PY) -m bench.http_load

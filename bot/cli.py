@@ -159,8 +159,20 @@ def evaluate(
     thresholds: Annotated[
         Path | None, typer.Option("--thresholds", help="Minimums per set and metric. Default: eval/thresholds.yaml.")
     ] = None,
+    composers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--composer",
+            help="Compose with this (extractive, local, or a LangChain spec such as ollama:llama3.2); repeat it "
+            "to compare side by side. Default: BOT_COMPOSER.",
+        ),
+    ] = None,
 ) -> None:
-    """Run every case through the engine, write the five reports and apply the gate (exit 1 if it fails)."""
+    """Run every case through the engine, write the five reports and apply the gate (exit 1 if it fails).
+
+    With several ``--composer``, each runs every case, reports go to ``<out>/<composer>/``, a side-by-side
+    table compares them, and the gate applies to each.
+    """
     if ctx.invoked_subcommand is not None:
         return
     configure_logging()
@@ -168,6 +180,7 @@ def evaluate(
     from bot.evaluate.loader import QuestionSetError, default_set_paths, load_question_sets, resolve_set_path
     from bot.evaluate.reports import (
         comparison_lines,
+        composer_rows,
         default_out_dir,
         gate_lines,
         run_info,
@@ -188,32 +201,48 @@ def evaluate(
         raise _fail(f"--compare {compare}: no summary.json there (give the folder of an earlier run)")
 
     engine = load_engine()
-    run = run_evaluation(engine, question_sets, tags=_split(tags), progress=sys.stderr.isatty())
-    if not run.results:
-        raise _fail(f"No case carries any of the tags {', '.join(_split(tags))}.")
-    run.info = run_info(settings)
-    summaries = run.set_summaries()
-    gate = check_gate(summaries, minimums)
-    comparison = None
-    if compare is not None:
-        try:
-            comparison = compare_runs(compare, summaries, {r.name: r.passed for r in run.results})
-        except ThresholdsError as error:
-            raise _fail(str(error)) from None
-    out_dir = out or default_out_dir(run.started_at)
-    write_reports(run, gate, out_dir, comparison)
+    specs = composers or [settings.composer]
+    run_started = None
+    by_composer = {}
+    failed_gate = False
+    for spec in specs:
+        composed = engine.with_composer(spec)
+        if composed.composer != spec:
+            typer.secho(f"{spec}: {composed.composer_problem}", err=True, fg=typer.colors.YELLOW)
+        run = run_evaluation(composed, question_sets, tags=_split(tags), progress=sys.stderr.isatty())
+        if not run.results:
+            raise _fail(f"No case carries any of the tags {', '.join(_split(tags))}.")
+        run.info = run_info(settings) | {"composer": composed.composer}
+        summaries = run.set_summaries()
+        by_composer[composed.composer if len(specs) == 1 else spec] = summaries
+        gate = check_gate(summaries, minimums)
+        comparison = None
+        if compare is not None:
+            try:
+                comparison = compare_runs(compare, summaries, {r.name: r.passed for r in run.results})
+            except ThresholdsError as error:
+                raise _fail(str(error)) from None
+        run_started = run_started or run.started_at
+        base = out or default_out_dir(run_started)
+        out_dir = base if len(specs) == 1 else base / spec.replace(":", "-").replace("/", "-")
+        write_reports(run, gate, out_dir, comparison)
 
-    typer.echo(text_table(*summary_rows(summaries)))
-    typer.echo(f"\n{len(run.results)} cases in {run.seconds:.1f} s; {len(run.failed)} failed.")
-    for result in run.failed[:25]:
-        typer.echo(f"  FAIL {result.name}: {'; '.join(result.failures)}")
-    if len(run.failed) > 25:
-        typer.echo(f"  … and {len(run.failed) - 25} more (see report.md)")
-    if comparison is not None:
-        typer.echo("\n" + "\n".join(comparison_lines(comparison)))
-    typer.echo("\n" + "\n".join(gate_lines(gate)))
-    typer.echo(f"Reports: {out_dir}/ (report.html, report.md, summary.json, results.jsonl, junit.xml)")
-    if not gate.passed:
+        if len(specs) > 1:
+            typer.echo(f"\n== composer: {spec}")
+        typer.echo(text_table(*summary_rows(summaries)))
+        typer.echo(f"\n{len(run.results)} cases in {run.seconds:.1f} s; {len(run.failed)} failed.")
+        for result in run.failed[:25]:
+            typer.echo(f"  FAIL {result.name}: {'; '.join(result.failures)}")
+        if len(run.failed) > 25:
+            typer.echo(f"  … and {len(run.failed) - 25} more (see report.md)")
+        if comparison is not None:
+            typer.echo("\n" + "\n".join(comparison_lines(comparison)))
+        typer.echo("\n" + "\n".join(gate_lines(gate)))
+        typer.echo(f"Reports: {out_dir}/ (report.html, report.md, summary.json, results.jsonl, junit.xml)")
+        failed_gate = failed_gate or not gate.passed
+    if len(specs) > 1 or specs[0] != "extractive":
+        typer.echo("\n" + text_table(*composer_rows(by_composer)))
+    if failed_gate:
         raise typer.Exit(code=1)
 
 

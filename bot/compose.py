@@ -253,17 +253,30 @@ def _render_claim(claim: Claim, markers: str, *, bullet: bool) -> str:
     return f"{'- ' if bullet else ''}{lead_in} {markers}\n{'' if bullet else chr(10)}{nested}"
 
 
+def citation_numbers(claims: Sequence[Claim]) -> dict[str, int]:
+    """Citation number of each passage, in the order the claims first use them."""
+    numbers: dict[str, int] = {}
+    for claim in claims:
+        for support in claim.support:
+            numbers.setdefault(support.chunk_id, len(numbers) + 1)
+    return numbers
+
+
+def prose_sentence(claim: Claim, numbers: Mapping[str, int]) -> str:
+    """A generated claim as it appears in the answer, with its markers."""
+    return f"{claim.text} {''.join(f'[{numbers[s.chunk_id]}]' for s in claim.support)}"
+
+
 def render(draft: Draft, passages: Mapping[str, Chunk]) -> tuple[str, list[tuple[int, Chunk, int, int]]]:
     """Markdown for a draft, and its citations as ``(n, chunk, quote start, quote end)``.
 
     Passages are numbered in the order the answer first uses them; a passage's quote spans every
     sentence the answer took from it.
     """
-    numbers: dict[str, int] = {}
+    numbers = citation_numbers(draft.claims)
     spans: dict[str, tuple[int, int]] = {}
     for claim in draft.claims:
         for support in claim.support:
-            numbers.setdefault(support.chunk_id, len(numbers) + 1)
             start, end = spans.get(support.chunk_id, (support.start, support.end))
             spans[support.chunk_id] = (min(start, support.start), max(end, support.end))
 
@@ -273,6 +286,9 @@ def render(draft: Draft, passages: Mapping[str, Chunk]) -> tuple[str, list[tuple
     blocks = [draft.intro] if draft.intro else []
     claims = list(draft.claims)
     heading = draft.claims_heading
+    if claims and all(c.generated for c in claims):  # a model's answer reads as prose
+        blocks.append(" ".join(prose_sentence(c, numbers) for c in claims))
+        claims = []
     if claims and not draft.intro and not heading:
         blocks.append(_render_claim(claims[0], markers(claims[0]), bullet=False))
         # A list lead ends in a list; a heading keeps the points from merging into it.

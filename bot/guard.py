@@ -32,8 +32,8 @@ _WORD = re.compile(r"[a-z]+")
 class GuardSettings:
     """How close a generated sentence must be to its cited passage (calibrated on the eval sets)."""
 
-    min_similarity: float = 0.6
-    min_overlap: float = 0.5
+    min_similarity: float = 0.65
+    min_overlap: float = 0.6
 
 
 def normalize(text: str) -> str:
@@ -85,6 +85,33 @@ def guard(draft: Draft, passages: Mapping[str, Chunk], settings: GuardSettings |
     kept = tuple(claim for claim in draft.claims if is_supported(claim, passages, settings))
     removed = len(draft.claims) - len(kept)
     return replace(draft, claims=kept, removed_claims=draft.removed_claims + removed) if removed else draft
+
+
+_LEADING_MARKER = re.compile(r"(?=\[\d+\])")
+# End punctuation counts only before a space or the end: "cheap-pills.example" or "e.g.," are not ends.
+_TRAILING_SENTENCE = re.compile(r".*?[.!?]+[\"')\]]*(?:\s*\[\d+\])*(?=\s|$)", re.DOTALL)
+
+
+def generated_segments(text: str) -> list[str]:
+    """A model's answer cut into sentences, each with the ``[n]`` markers that belong to it.
+
+    Models put markers after a sentence ("… knees. [1]") or, small ones especially, before it
+    ("[1] Keep …"); the style is read from how the answer starts. The last segment may be unfinished
+    while the answer is still streaming.
+    """
+    if text.lstrip().startswith("["):
+        parts = [p for p in _LEADING_MARKER.split(text) if p.strip()]
+        merged: list[str] = []
+        for part in parts:
+            if merged and not re.search(r"[A-Za-z]", _MARKER.sub("", merged[-1])):
+                merged[-1] += part  # "[1][2] text": markers before the same text
+            else:
+                merged.append(part)
+        return [m.strip() for m in merged]
+    matches = list(_TRAILING_SENTENCE.finditer(text))
+    segments = [m.group(0).strip() for m in matches if m.group(0).strip()]
+    rest = text[matches[-1].end() if matches else 0 :].strip()
+    return [*segments, rest] if rest else segments
 
 
 @dataclass(frozen=True)

@@ -10,30 +10,35 @@ import logging
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from threading import Lock, Thread
 from typing import Any
 
 import numpy as np
+from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 from pydantic import ValidationError
 
 from bot.cache import CountingLRU
 from bot.compose import (
+    Claim,
     ComposeSettings,
     Draft,
     Evidence,
     RankedPassage,
+    citation_numbers,
     escalation_intro,
     fixed_reply,
+    prose_sentence,
     render,
     select_claims,
 )
-from bot.guard import guard
+from bot.guard import GuardSettings, check_generated_sentence, generated_segments, guard
 from bot.index import Index, IndexFiles, load_index, open_index, quotable_sentences, read_manifest
 from bot.lexical import content_words
+from bot.llm import EXTRACTIVE, ComposerUnavailable, accept_rewrite, build_messages, load_chat_model, rewrite_messages
 from bot.query import Query, build_query, load_synonyms
 from bot.retrieval import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
 from bot.settings import Settings, get_settings
@@ -69,6 +74,11 @@ class Turn:
     resources: Resources | None = None
     #: Receives the reply text piece by piece as it becomes final (``Engine.stream`` listens here).
     on_delta: Callable[[str], None] | None = None
+    #: Reply text already handed to ``on_delta`` before the final step (a model's verified sentences).
+    streamed: str = ""
+    composer: str = "extractive"
+    removed_sentences: int = 0
+    fallback: str | None = None
 
 
 def _timed(name: str, step: Callable[[Turn], Turn]) -> Runnable[Turn, Turn]:
@@ -86,6 +96,16 @@ def _mtime(path: Path) -> int:
         return path.stat().st_mtime_ns
     except OSError:
         return 0
+
+
+def _chat_model(settings: Settings) -> tuple[BaseChatModel | None, str, str | None]:
+    """The configured chat model, its name, and why it is not used if it can't be (then: extractive)."""
+    try:
+        model = load_chat_model(settings)
+    except ComposerUnavailable as error:
+        log.error("%s Answering extractively.", error)
+        return None, EXTRACTIVE, str(error)
+    return model, (settings.composer if model is not None else EXTRACTIVE), None
 
 
 def answer_deltas(text: str) -> Iterator[str]:
@@ -138,6 +158,8 @@ class Engine:
         self.compose_settings = ComposeSettings(points=settings.answer_points)
         self._sentence_words: CountingLRU[set[str]] = CountingLRU(8192)  # content-addressed: never stale
         self._resources = self._resources_for(index)
+        self.guard_settings = GuardSettings(settings.guard_min_similarity, settings.guard_min_overlap)
+        self.chat_model, self.composer, self.composer_problem = _chat_model(settings)
         self._manifest_mtime = _mtime(IndexFiles(settings.index_dir).manifest)
         self._next_version_check = 0.0
         self._swap_lock = Lock()
@@ -231,6 +253,13 @@ class Engine:
         resources = turn.resources or self._resources
         history = turn.history[-self.settings.max_history_messages :] if self.settings.max_history_messages else []
         turn.query = build_query(turn.question, history, self.synonyms)
+        # A model may only rewrite a follow-up that triage would let it answer: no model call comes first.
+        if (
+            self.chat_model is not None
+            and turn.query.is_follow_up
+            and classify(turn.query, best_similarity=1.0).status is Status.answered
+        ):
+            turn.query = self._rewrite_follow_up(turn, history)
         if not turn.query.search_text:  # nothing but instructions to the bot: nothing to search for
             return turn
         passages, turn.sentence_vectors = resources.results.get_or_compute(
@@ -260,7 +289,7 @@ class Engine:
                 claims_heading="What the article says that may still help:",
             )
         elif claims and self._answers_count(turn, claims):
-            turn.draft = Draft(claims=claims)
+            turn.draft = self._generate(turn, claims) if self.chat_model is not None else Draft(claims=claims)
         else:
             turn.verdict = Verdict(Status.not_found, "low_relevance")
             turn.draft = fixed_reply(turn.verdict)
@@ -306,7 +335,9 @@ class Engine:
         ]
         text = f"{body}\n\n---\n{DISCLAIMER}"
         if turn.on_delta is not None:
-            for delta in answer_deltas(text):
+            # Verified sentences already went out as the model wrote them; the rest follows now.
+            rest = text[len(turn.streamed) :] if text.startswith(turn.streamed) else text
+            for delta in answer_deltas(rest):
                 turn.on_delta(delta)
         turn.timings["total"] = round((time.perf_counter() - turn.started) * 1000, 3)
         for stage in ("retrieve", "compose"):
@@ -320,6 +351,9 @@ class Engine:
             passages=passages,
             timings_ms=turn.timings,
             reason=turn.verdict.reason,
+            composer=turn.composer,
+            removed_sentences=turn.removed_sentences,
+            fallback=turn.fallback,
         )
 
     # -- helpers --------------------------------------------------------------------------------
@@ -398,6 +432,90 @@ class Engine:
         lexical = (turn.resources or self._resources).index.lexical
         evidence = Evidence(turn.passages[:depth], turn.sentence_vectors, self._words(turn), lexical.idf(words))
         return select_claims(turn.query_vector, words, evidence, self.compose_settings, limit=limit)
+
+    def with_composer(self, spec: str) -> Engine:
+        """This engine (same model and index) composing with ``spec``; itself if that is already its composer."""
+        if spec == self.composer and self.composer_problem is None:
+            return self
+        return Engine(self.settings.model_copy(update={"composer": spec}), self.index, self.embeddings)
+
+    # -- the generative composer ----------------------------------------------------------------
+
+    def _generate(self, turn: Turn, facts: tuple[Claim, ...]) -> Draft:
+        """A model's answer written from the extractive claims, sentence by sentence through the guard.
+
+        Each sentence the guard accepts goes to the reader at once; if none survives (or the model fails),
+        the extractive answer is the reply and the reason is recorded.
+        """
+        assert self.chat_model is not None and turn.query is not None
+        turn.composer = self.composer
+        messages = build_messages(turn.query.rewritten or turn.query.standalone, [f.text for f in facts])
+        passages = {p.chunk.chunk_id: p.chunk for p in turn.passages}
+        kept: list[Claim] = []
+        checked = 0
+
+        def judge(sentence: str) -> None:
+            nonlocal checked
+            if not sentence.strip():
+                return
+            checked += 1
+            check = check_generated_sentence(sentence, facts, passages, turn.sentence_vectors, self._embed,
+                                             self.guard_settings)  # fmt: skip
+            if check.claim is None:
+                log.info("guard removed %r: %s", sentence, check.reason)
+                return
+            kept.append(check.claim)
+            if turn.on_delta is not None:
+                numbers = citation_numbers(kept)
+                piece = ("" if len(kept) == 1 else " ") + prose_sentence(check.claim, numbers)
+                turn.on_delta(piece)
+                turn.streamed += piece
+                turn.timings.setdefault("first_text", round((time.perf_counter() - turn.started) * 1000, 3))
+
+        started = time.perf_counter()
+        written = ""
+        judged = 0
+        try:
+            for chunk in self.chat_model.stream(messages):
+                token = chunk.content if isinstance(chunk.content, str) else ""
+                if token and "first_token" not in turn.timings:
+                    turn.timings["first_token"] = round((time.perf_counter() - turn.started) * 1000, 3)
+                written += token
+                finished = generated_segments(written)[:-1]  # the last one may still be growing
+                for segment in finished[judged:]:
+                    judge(segment)
+                judged = max(judged, len(finished))
+            for segment in generated_segments(written)[judged:]:
+                judge(segment)
+        except Exception as error:  # an unreachable or failing model must not fail the member
+            log.warning("The chat model %s failed (%s); answering extractively.", self.composer, error)
+            turn.fallback = f"the chat model failed ({error.__class__.__name__})"
+        turn.timings["generate"] = round((time.perf_counter() - started) * 1000, 3)
+        turn.removed_sentences = checked - len(kept)
+        if kept:  # verified sentences stand even if the model failed later (the reader may have them already)
+            turn.fallback = None
+            return Draft(claims=tuple(kept))
+        turn.fallback = turn.fallback or "no generated sentence passed the grounding guard"
+        return Draft(claims=facts)
+
+    def _embed(self, text: str) -> np.ndarray:
+        return np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
+
+    def _rewrite_follow_up(self, turn: Turn, history: list[Message]) -> Query:
+        """The follow-up rewritten by the model as a standalone question, if its rewrite is usable."""
+        assert self.chat_model is not None and turn.query is not None
+        started = time.perf_counter()
+        try:
+            reply = self.chat_model.invoke(rewrite_messages(turn.query.asked, history), stop=["\n"])
+            rewrite = accept_rewrite(str(reply.content), turn.query.asked, history)
+        except Exception as error:  # the engine's own follow-up handling stays
+            log.warning("The chat model could not rewrite a follow-up (%s).", error)
+            rewrite = None
+        turn.timings["rewrite"] = round((time.perf_counter() - started) * 1000, 3)
+        if rewrite is None:
+            return turn.query
+        # Triage keeps judging the engine's own reading of the conversation: a model cannot change a status.
+        return replace(turn.query, rewritten=rewrite, search_text=self.synonyms.expand(rewrite))
 
     # -- entry point ----------------------------------------------------------------------------
 

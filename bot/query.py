@@ -45,6 +45,14 @@ _DUMMY_IT = re.compile(
 _WORD = re.compile(r"[a-z0-9']+")
 
 
+def substantive_words(text: str) -> set[str]:
+    """The stemmed words of ``text`` that carry its subject: no function words, pronouns or comparatives."""
+    from bot.lexical import content_words
+
+    kept = (w for w in _WORD.findall(text.lower()) if w not in _FUNCTION_WORDS and not _ANAPHORA.fullmatch(w))
+    return content_words(" ".join(kept))
+
+
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget|override|bypass)\b.{0,40}\b(instructions?|rules?|prompts?|disclaimers?|guidelines|"
     r"above|previous|system)\b"
@@ -77,6 +85,8 @@ class Query:
     #: ``standalone`` plus the article's words for the user's words (see ``synonyms.yaml``).
     search_text: str
     is_follow_up: bool = False
+    #: A chat model's standalone version of a follow-up: searched for and answered, never triaged.
+    rewritten: str | None = None
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,10 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the chat model.")
     llm_threads: int = Field(2, ge=1, le=64, description="CPU threads of the local model.")
     guard_min_similarity: float = Field(
-        0.6, ge=0, le=1, description="How close a generated sentence must be to a sentence of its source."
+        0.65, ge=0, le=1, description="How close a generated sentence must be to a sentence of its source."
     )
     guard_min_overlap: float = Field(
-        0.5, ge=0, le=1, description="Share of a generated sentence's words its source must contain."
+        0.6, ge=0, le=1, description="Share of a generated sentence's words its source must contain."
     )
     log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
 

@@ -132,3 +132,6 @@ class Answer(BaseModel):
     passages: list[Passage] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
     reason: str | None = Field(None, description="Why triage chose this status, e.g. 'red_flag:pop_swelling'.")
+    composer: str = Field("extractive", description="What wrote the answer: 'extractive' or the chat model.")
+    removed_sentences: int = Field(0, description="Generated sentences the grounding guard removed.")
+    fallback: str | None = Field(None, description="Why the extractive answer replaced a generated one.")

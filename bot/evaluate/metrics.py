@@ -96,6 +96,36 @@ def citation_problems(answer: Answer) -> list[str]:
     return problems
 
 
+_MARKED = re.compile(r"(?P<text>[^\[\n]+?)(?P<markers>(?:\s*\[\d+\])+)")
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)?")
+#: Share of a cited sentence's content words its passage must contain to count as grounded.
+GROUNDED_OVERLAP = 0.5
+
+
+def groundedness(answer: Answer, body: str) -> float | None:
+    """Share of the reply's cited statements that their cited passages support; ``None`` if it cites nothing.
+
+    A statement is the text before a run of ``[n]`` markers. It is supported when every number in it
+    appears in the passages its markers cite and at least half of its content words do (a verbatim
+    quote always is). Measured on the recorded reply alone.
+    """
+    from bot.lexical import content_words
+
+    passages = {c.n: c.text for c in answer.citations}
+    verdicts = []
+    for match in _MARKED.finditer(body):
+        text = match.group("text").strip(" -*")
+        cited = [passages.get(int(n)) for n in re.findall(r"\d+", match.group("markers"))]
+        if not text or any(p is None for p in cited):
+            verdicts.append(False)
+            continue
+        source = " ".join(p for p in cited if p)
+        words = content_words(text)
+        overlap = len(words & content_words(source)) / len(words) if words else 0.0
+        verdicts.append(set(_DIGITS.findall(text)) <= set(_DIGITS.findall(source)) and overlap >= GROUNDED_OVERLAP)
+    return round(sum(verdicts) / len(verdicts), 4) if verdicts else None
+
+
 def cited_gold(gold_spans: Sequence[str], answer: Answer) -> bool:
     """Whether one of the cited passages contains a gold span."""
     return any(span in citation.text for citation in answer.citations for span in gold_spans)
@@ -119,6 +149,11 @@ class CaseMetrics:
     missing_key_facts: list[list[str]] = field(default_factory=list)
     forbidden_found: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    first_text_ms: float | None = None
+    groundedness: float | None = None
+    composer: str | None = None
+    removed_sentences: int = 0
+    fell_back: bool = False
     crashed: bool = False
     error: str | None = None
 
@@ -144,7 +179,9 @@ class CaseMetrics:
         return asdict(self)
 
 
-def measure_case(case: Case, answer: Answer, *, disclaimer: str, latency_ms: float) -> CaseMetrics:
+def measure_case(
+    case: Case, answer: Answer, *, disclaimer: str, latency_ms: float, first_text_ms: float | None = None
+) -> CaseMetrics:
     """Score one recorded reply against its case.
 
     Args:
@@ -152,6 +189,7 @@ def measure_case(case: Case, answer: Answer, *, disclaimer: str, latency_ms: flo
         answer: The reply the engine returned for the scored question.
         disclaimer: The disclaimer every reply must end with (the product's, not the reply's own field).
         latency_ms: The wall time of the scored ``ask`` call, measured by the harness.
+        first_text_ms: When the first piece of the reply arrived (streaming engines), measured by the harness.
     """
     problems = citation_problems(answer)
     body = answer_body(answer.answer, disclaimer)
@@ -172,6 +210,11 @@ def measure_case(case: Case, answer: Answer, *, disclaimer: str, latency_ms: flo
         missing_key_facts=missing_key_facts(case.must_include, body),
         forbidden_found=forbidden_text_found(case.must_not_include, answer.answer),
         latency_ms=round(latency_ms, 3),
+        first_text_ms=round(first_text_ms, 3) if first_text_ms is not None else None,
+        groundedness=groundedness(answer, body),
+        composer=answer.composer,
+        removed_sentences=answer.removed_sentences,
+        fell_back=answer.fallback is not None,
     )
 
 
@@ -216,6 +259,8 @@ RATE_METRICS: dict[str, str] = {
     "invalid_rate": "cases expecting invalid",
     "disclaimer": "all cases",
     "crash_free": "all cases",
+    "groundedness": "cases whose reply cites passages (mean share of cited statements supported)",
+    "fallback_rate": "cases a chat model composed (share answered extractively instead)",
 }
 _STATUS_RATES = {
     "answer": "answer_rate",
@@ -236,6 +281,7 @@ class GroupSummary:
     metrics: dict[str, float | None]
     measured: dict[str, int]
     latency_ms: dict[str, float | None]
+    removed_sentences: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data."""
@@ -278,7 +324,12 @@ def summarize(scored: Sequence[tuple[Case, CaseMetrics]]) -> GroupSummary:
         samples[_STATUS_RATES[case.expect]].append(float(m.status_ok))
         samples["disclaimer"].append(float(m.disclaimer_present))
         samples["crash_free"].append(float(not m.crashed))
+        if m.groundedness is not None:
+            samples["groundedness"].append(m.groundedness)
+        if m.composer not in (None, "extractive"):
+            samples["fallback_rate"].append(float(m.fell_back))
     latencies = [m.latency_ms for _, m in scored if not m.crashed]
+    first_texts = [m.first_text_ms for _, m in scored if m.first_text_ms is not None]
     return GroupSummary(
         cases=len(scored),
         passed=sum(not m.failures(c) for c, m in scored),
@@ -290,5 +341,8 @@ def summarize(scored: Sequence[tuple[Case, CaseMetrics]]) -> GroupSummary:
             "p95": percentile(latencies, 95),
             "max": round(max(latencies), 3) if latencies else None,
             "mean": round(statistics.fmean(latencies), 3) if latencies else None,
+            "first_text_p50": percentile(first_texts, 50),
+            "first_text_p95": percentile(first_texts, 95),
         },
+        removed_sentences=sum(m.removed_sentences for _, m in scored),
     )

@@ -84,6 +84,27 @@ def summary_rows(summaries: Mapping[str, GroupSummary]) -> tuple[list[str], list
     return header, rows
 
 
+def composer_rows(by_composer: Mapping[str, Mapping[str, GroupSummary]]) -> tuple[list[str], list[list[str]]]:
+    """Composers side by side, per set: grounding, citations, key facts, the guard's work and speed."""
+    header = ["composer", "set", "grounded", "cite ok", "keys", "removed", "fell back", "1st text p50", "p50 ms"]
+    rows = [
+        [
+            composer,
+            scope,
+            _format(s.metrics.get("groundedness")),
+            _format(s.metrics.get("citation_validity")),
+            _format(s.metrics.get("key_coverage")),
+            str(s.removed_sentences),
+            _format(s.metrics.get("fallback_rate")),
+            _ms(s.latency_ms.get("first_text_p50")),
+            _ms(s.latency_ms["p50"]),
+        ]
+        for composer, summaries in by_composer.items()
+        for scope, s in summaries.items()
+    ]
+    return header, rows
+
+
 def text_table(header: list[str], rows: list[list[str]]) -> str:
     """A plain-text table with aligned columns (first column left, the rest right)."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

@@ -108,13 +108,29 @@ def run_case(engine: Asker, case: Case, *, set_name: str, disclaimer: str) -> Ca
             reply = engine.ask(turn, list(history))
             history += [{"role": "user", "content": turn}, {"role": "assistant", "content": reply.answer}]
         started = time.perf_counter()
-        reply = engine.ask(case.scored_question, list(history))
+        reply, first_text_ms = _scored_reply(engine, case.scored_question, list(history), started)
         latency_ms = (time.perf_counter() - started) * 1000
         recorded = Answer.model_validate(reply.model_dump(mode="json"))
     except Exception as error:
         return CaseResult(set_name, case, None, history, crashed_case(case, error, latency_ms=latency_ms))
-    metrics = measure_case(case, recorded, disclaimer=disclaimer, latency_ms=latency_ms)
+    metrics = measure_case(case, recorded, disclaimer=disclaimer, latency_ms=latency_ms, first_text_ms=first_text_ms)
     return CaseResult(set_name, case, recorded, history, metrics)
+
+
+def _scored_reply(
+    engine: Asker, question: str, history: list[dict[str, str]], started: float
+) -> tuple[Answer, float | None]:
+    """The reply, and when its first piece arrived if the engine streams (as the chat page sees it)."""
+    stream = getattr(engine, "stream", None)
+    if stream is None:
+        return engine.ask(question, history), None
+    first: float | None = None
+    for piece in stream(question, history):
+        if isinstance(piece, Answer):
+            return piece, first
+        if first is None and piece:
+            first = (time.perf_counter() - started) * 1000
+    raise RuntimeError("the stream ended without an answer")
 
 
 def select_cases(question_sets: Sequence[QuestionSet], tags: Iterable[str] | None) -> list[tuple[QuestionSet, Case]]:
