@@ -198,8 +198,10 @@ class Services:
                         self.engine.index.manifest.version)  # fmt: skip
 
     def loaded(self) -> tuple[Engine, FeedbackStore]:
-        """The engine and store, or ``NotReady``."""
+        """The engine and store, or ``StoreUnavailable`` / ``NotReady`` (whichever says why)."""
         if self.engine is None or self.store is None:
+            if self.settings.chroma_url and not self._store_ok:
+                raise StoreUnavailable
             raise NotReady
         return self.engine, self.store
 
@@ -415,7 +417,7 @@ _STORE_MESSAGE = (
 
 
 async def _store_unavailable(request: Request, error: Exception) -> Response:
-    log.warning("the vector store is unreachable (%s)", error.__cause__ or error)
+    log.warning("the vector store is unreachable (%s)", error.__cause__ or "still down")
     return _json_error(503, "store_unavailable", _STORE_MESSAGE, {"Retry-After": "10"}, disclaimer=True)
 
 
@@ -449,6 +451,11 @@ def health(bot: Services = Depends(services)) -> Response:  # noqa: B008
                    worker=os.getpid())  # fmt: skip
     engine = bot.engine
     if engine is not None:
+        try:
+            engine.refresh()  # report the version a question would be answered from
+        except Exception as error:
+            if not bot.is_store_failure(error):
+                log.warning("checking for a newer index failed (%s)", error)
         manifest = engine.index.manifest
         found.version, found.index_version, found.passages = engine.version, manifest.version, manifest.chunk_count
         metrics.set_index_version(manifest.version)

@@ -15,7 +15,7 @@ import sys
 import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TextIO
 
 #: The id and notes of the request being handled (``None`` outside a request).
 _request: ContextVar[dict[str, Any] | None] = ContextVar("bot_request", default=None)
@@ -83,13 +83,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str = "WARNING", *, as_json: bool = False) -> None:
+def configure_logging(level: str = "WARNING", *, as_json: bool = False, stream: TextIO | None = None) -> None:
     """Log to stderr at ``level``, as JSON lines or plain messages; keep chatty libraries quiet.
 
     Calling it again (each worker process does) replaces the handler it added, never duplicating lines;
     other handlers (a test runner's) are left alone. uvicorn's own loggers propagate to the same handler.
     """
-    handler = _BotHandler(sys.stderr)
+    handler = _BotHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(message)s"))
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
