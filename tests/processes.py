@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,7 +44,9 @@ class AppProcess:
     def start(self) -> AppProcess:
         self.started_at = time.monotonic()
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=self.env, stderr=log)
+            # Its own process group, so the workers can be stopped with it whatever happens to the test.
+            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=self.env, stderr=log,
+                                            start_new_session=True)  # fmt: skip
         return self
 
     def health(self) -> httpx.Response | None:
@@ -78,8 +81,16 @@ class AppProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+        """Stop the app and every process of its group (workers included), however the test ended."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
 
 
