@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGG
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install run test check eval bench bench-llm bench-http clean
+.PHONY: help install run serve test check eval bench bench-llm bench-http soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 run: install ## Install, then serve the chat page, API and widget (BOT_HOST:BOT_PORT, default 127.0.0.1:7860)
 	$(PY) app.py
+
+WORKERS ?= 1
+serve: install ## Serve with WORKERS=N app processes on one port (N > 1 needs BOT_CHROMA_URL; README "Scaling out")
+	BOT_WORKERS=$(WORKERS) $(PY) app.py
 
 test: install ## Install, then run every test (unit, integration, eval gate)
 	$(PY) -m pytest
@@ -52,6 +56,9 @@ bench-llm: install ## Generative composer (local SmolLM2): time to first token a
 
 bench-http: install ## Load benchmark of POST /api/chat (32 clients, 5,000 requests, loopback) and start-to-ready
 	$(PY) -m bench.http_load
+
+soak: install ## Soak: 20,000 /api/chat requests, 64 clients, 2 workers on a Chroma server (loopback, bounded)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean: ## Remove the virtualenv and the built index
 	rm -rf $(VENV) index/chroma index/lexical index/chunks.jsonl index/manifest.json

@@ -1,48 +1,111 @@
 """Start the web server: the chat page at ``/``, the JSON API under ``/api``, the widget at ``/widget.js``.
 
 ``python app.py`` (or ``make run``) serves on ``BOT_HOST:BOT_PORT`` (default 127.0.0.1:7860) and prints
-the address once the engine is loaded and ``/api/health`` says ready.
+the address once ``/api/health`` says ready. ``BOT_WORKERS=N`` (``make serve WORKERS=N``) runs N worker
+processes on the same port (uvicorn's process manager); they must share a Chroma server
+(``BOT_CHROMA_URL``), because the embedded store serves one process. SIGTERM or Ctrl-C stops accepting
+connections and lets requests in flight finish (up to ``BOT_SHUTDOWN_TIMEOUT`` seconds).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 import uvicorn
 
-from bot.api import create_app
 from bot.cli import configure_logging
-from bot.settings import get_settings
+from bot.settings import Settings, get_settings
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, announcing the address once the app (engine included) has started."""
+def _local_url(settings: Settings) -> str:
+    """The address to show and to poll: a wildcard listen address is reached on loopback."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
-    async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
-        await super().startup(sockets)
-        if self.started:
-            settings = get_settings()
-            host = f"[{settings.host}]" if ":" in settings.host else settings.host
-            print(f"Knee-pain coach ready at http://{host}:{settings.port}/  (API docs: /docs; Ctrl-C stops it)",
-                  file=sys.stderr, flush=True)  # fmt: skip
+
+def _announce_when_ready(settings: Settings) -> threading.Event:
+    """Print the address once a worker's ``/api/health`` answers 200 (from a daemon thread); returns "seen"."""
+    seen = threading.Event()
+
+    def watch() -> None:
+        import httpx
+
+        url = _local_url(settings)
+        with httpx.Client(timeout=2) as client:
+            while True:
+                try:
+                    if client.get(f"{url}/api/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        seen.set()
+        workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+        print(f"Knee-pain coach ready at {url}/  (API docs: /docs{workers}; Ctrl-C stops it)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    threading.Thread(target=watch, name="announce-ready", daemon=True).start()
+    return seen
+
+
+def _metrics_dir() -> Path:
+    """A fresh folder for the workers' Prometheus metrics (prometheus-client's multiprocess mode)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:  # the operator's folder: last run's files must not be added to this run's
+        folder = Path(configured)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        return folder
+    folder = Path(tempfile.mkdtemp(prefix="bot-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # inherited by the workers
+    return folder
 
 
 def main() -> None:
     """Serve until Ctrl-C or SIGTERM."""
     configure_logging()
     settings = get_settings()
-    print(f"Loading the knee-pain coach on {settings.host}:{settings.port}…", file=sys.stderr, flush=True)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    server = _Server(config)
-    server.run()
-    if not server.started:
+    if settings.workers > 1 and not settings.chroma_url:
+        print(
+            f"BOT_WORKERS={settings.workers} needs a Chroma server: the embedded store serves one process. "
+            "Start one (chroma run --path DIR --host 127.0.0.1 --port 8000) and set "
+            "BOT_CHROMA_URL=http://127.0.0.1:8000 — see README, 'Scaling out'.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    workers = f" with {settings.workers} workers" if settings.workers > 1 else ""
+    print(f"Loading the knee-pain coach on {settings.host}:{settings.port}{workers}…", file=sys.stderr, flush=True)
+    ready = _announce_when_ready(settings)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # our handler (plain or JSON lines) formats uvicorn's records too
+        "access_log": False,  # bot.access logs each request with its id and timings instead
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+    }
+    if settings.workers == 1:
+        from bot.api import create_app
+
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))  # type: ignore[arg-type]
+        server.run()
+        if not server.started:
+            raise SystemExit(1)
+        return
+    metrics_dir = _metrics_dir()
+    try:
+        uvicorn.run("bot.api:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+    finally:
+        if "bot-metrics-" in metrics_dir.name:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    if not ready.is_set():  # the workers failed to start (their errors are logged above)
         raise SystemExit(1)
 
 

@@ -27,9 +27,11 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bare_encode_rate(embeddings, texts: list[str]) -> float:
-    """Texts/s of ``SentenceTransformer.encode`` alone, same batch size as indexing."""
-    model = embeddings.inner._client  # the SentenceTransformer behind langchain-huggingface
+def bare_encode_rate(model_path: Path, texts: list[str]) -> float:
+    """Texts/s of ``SentenceTransformer.encode`` alone (the same model files), same batch size as indexing."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_path), device="cpu")
     model.encode(texts[:64], batch_size=32)  # warm-up
     started = time.perf_counter()
     model.encode(texts, batch_size=32, normalize_embeddings=True)
@@ -65,7 +67,7 @@ def main() -> None:
 
     from bot.chunking import chunk_document
     from bot.corpus import load_document
-    from bot.embedding import load_embeddings
+    from bot.embedding import load_embeddings, resolve_model_path
     from bot.index import _forget_chroma_clients, build_index, open_index, quotable_sentences
     from bot.pipeline import Engine
     from bot.settings import Settings
@@ -81,7 +83,7 @@ def main() -> None:
 
         sample = [c for p in paths[: args.sample_articles] for c in chunk_document(load_document(p, corpus))]
         texts = [c.plain_text for c in sample] + [c.sentence_text(s) for c in sample for _, s in quotable_sentences(c)]
-        bare = bare_encode_rate(embeddings, texts)
+        bare = bare_encode_rate(resolve_model_path(settings.embedding_model), texts)
 
         report = build_index(settings, embeddings, show_progress=True)
         ours = report.embedded_texts / report.embedding_seconds

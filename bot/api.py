@@ -8,7 +8,11 @@ that decides which other sites may call the API or frame the page (``BOT_CORS_OR
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -25,7 +29,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import metrics
 from bot.feedback import Feedback, FeedbackStore
+from bot.observability import new_request_id, request_fields, start_request
 from bot.ratelimit import RateLimited, RateLimiter
 from bot.settings import Settings, get_settings
 from bot.types import Answer
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
     from bot.pipeline import Engine
 
 log = logging.getLogger("bot.api")
+#: One line per request (method, path, status, duration, answer status and stage timings) at INFO.
+access_log = logging.getLogger("bot.access")
 
 WIDGET_PATH = "/widget.js"
 _ERROR_CODES = {
@@ -49,6 +57,8 @@ _ERROR_CODES = {
     500: "internal_error",
     503: "not_ready",
 }
+#: How long a store check (a Chroma server heartbeat) is trusted before /api/health asks again.
+_STORE_CHECK_SECONDS = 1.0
 
 
 # -- request and response bodies ------------------------------------------------------------------
@@ -65,11 +75,19 @@ class ChatRequest(BaseModel):
 
 
 class Health(BaseModel):
-    """Whether the engine is loaded and answering."""
+    """Whether this worker can answer, and what it answers from."""
 
-    status: str = Field(description="`ready`, or `starting` while the index loads.")
-    version: str | None = Field(None, description="Engine version and index build, once ready.")
-    passages: int | None = Field(None, description="Passages in the index, once ready.")
+    status: str = Field(
+        description="`ready`; `starting` while the index loads; `store_unavailable` while the Chroma server "
+        "cannot be reached."
+    )
+    ready: bool = Field(False, description="Whether questions can be answered now (the HTTP status is 200 iff so).")
+    version: str | None = Field(None, description="Engine version and index build, once loaded.")
+    index_version: int | None = Field(None, description="The index version answered from, once loaded.")
+    passages: int | None = Field(None, description="Passages in the index, once loaded.")
+    store: str = Field(description="Where the vectors live: the embedded store or the Chroma server's URL.")
+    composer: str = Field(description="How answers are written (`extractive`, or the chat model).")
+    worker: int = Field(description="Process id of the worker that answered (several may serve one port).")
 
 
 class FeedbackReceipt(BaseModel):
@@ -83,10 +101,19 @@ class ApiError(BaseModel):
 
     error: str = Field(description="Machine-readable code, e.g. `rate_limited`.")
     message: str = Field(description="What went wrong, in plain words.")
+    disclaimer: str | None = Field(None, description="The medical disclaimer, on replies that stand for an answer.")
 
 
 class NotReady(Exception):
     """The engine is still loading (or the server is stopping)."""
+
+
+class StoreUnavailable(Exception):
+    """The Chroma server holding the vectors cannot be reached."""
+
+
+class FeedbackUnavailable(Exception):
+    """A rating could not be stored."""
 
 
 # -- what lifespan loads --------------------------------------------------------------------------
@@ -101,15 +128,80 @@ class Services:
         self.store: FeedbackStore | None = None
         self.limiter = RateLimiter(settings.rate_limit, daily_cap_per_origin=settings.daily_cap_per_origin)
         self.slots: anyio.CapacityLimiter | None = None
+        self._store_ok = True
+        self._store_checked_until = 0.0
 
     @property
     def ready(self) -> bool:
-        """Whether questions can be answered now."""
+        """Whether the engine and the feedback store are loaded."""
         return self.engine is not None and self.store is not None
 
+    def store_reachable(self) -> bool:
+        """Whether the vector store answers (a Chroma server heartbeat, checked at most once a second)."""
+        from bot.index import store_reachable
+
+        now = time.monotonic()
+        if now >= self._store_checked_until:
+            self._store_ok = store_reachable(self.settings)
+            self._store_checked_until = now + _STORE_CHECK_SECONDS
+        return self._store_ok
+
+    def store_failed(self) -> None:
+        """A request just failed to reach the store: report not ready until the next check succeeds."""
+        self._store_ok = False
+        self._store_checked_until = time.monotonic() + _STORE_CHECK_SECONDS
+
+    def is_store_failure(self, error: BaseException) -> bool:
+        """Whether ``error`` came from an unreachable store (and if so, remember that)."""
+        from bot.index import store_unreachable
+
+        if store_unreachable(self.settings, error):
+            self.store_failed()
+            metrics.FAILURES.labels("store_unavailable").inc()
+            return True
+        return False
+
+    def answered(self, answer: Answer) -> None:
+        """Record an answer in the metrics and in the request's log line."""
+        metrics.observe_answer(answer)
+        if self.engine is not None:
+            metrics.CACHES.sync(self.engine.caches)
+            metrics.set_index_version(self.engine.index.manifest.version)
+        fields = request_fields()
+        if fields is not None:
+            fields.update(answer_status=answer.status.value, reason=answer.reason, timings_ms=answer.timings_ms)
+
+    async def load_when_store_returns(self) -> None:
+        """Load the engine once the Chroma server answers again (it was unreachable at start-up)."""
+        from bot.embedding import load_embeddings
+        from bot.index import open_index
+        from bot.pipeline import Engine
+
+        settings = self.settings
+        embeddings = await anyio.to_thread.run_sync(
+            lambda: load_embeddings(settings.embedding_model, threads=settings.torch_threads)
+        )
+        delay = 1.0
+        while self.engine is None:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            if not await anyio.to_thread.run_sync(self.store_reachable):
+                continue
+            try:
+                index = await anyio.to_thread.run_sync(lambda: open_index(settings, embeddings))
+            except Exception as error:
+                log.warning("Still cannot open the index (%s); retrying in %.0f s.", error, delay)
+                continue
+            self.engine = Engine(settings, index, embeddings)
+            metrics.set_index_version(self.engine.index.manifest.version)
+            log.warning("The Chroma server at %s is back; answering from index v%d.", settings.chroma_url,
+                        self.engine.index.manifest.version)  # fmt: skip
+
     def loaded(self) -> tuple[Engine, FeedbackStore]:
-        """The engine and store, or ``NotReady``."""
+        """The engine and store, or ``StoreUnavailable`` / ``NotReady`` (whichever says why)."""
         if self.engine is None or self.store is None:
+            if self.settings.chroma_url and not self._store_ok:
+                raise StoreUnavailable
             raise NotReady
         return self.engine, self.store
 
@@ -227,11 +319,63 @@ class OriginPolicy:
         await app(scope, receive, send_with_headers)
 
 
+# -- request ids, logs and metrics ---------------------------------------------------------------
+
+
+class RequestContext:
+    """Give every request an id (the client's ``X-Request-ID`` if sane), then count, time and log it.
+
+    The id is returned as ``X-Request-ID`` and is on every log record written while the request is
+    handled; the request's own line (``bot.access``, INFO) adds status, duration and, for answers, the
+    answer status and stage timings.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one request inside its context."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id(Headers(scope=scope).get("x-request-id"))
+        fields = start_request(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.observe_request(scope["path"], status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                fields.update(method=scope["method"], path=scope["path"], status=status,
+                              duration_ms=round(seconds * 1000, 3))  # fmt: skip
+                access_log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, seconds * 1000,
+                                extra={k: v for k, v in fields.items() if k != "request_id"})  # fmt: skip
+
+
 # -- errors, mapped once --------------------------------------------------------------------------
 
 
-def _json_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(ApiError(error=code, message=message).model_dump(), status_code=status, headers=headers)
+def _json_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None, *, disclaimer: bool = False
+) -> JSONResponse:
+    body = ApiError(error=code, message=message, disclaimer=_disclaimer() if disclaimer else None)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _disclaimer() -> str:
+    from bot.pipeline import DISCLAIMER
+
+    return DISCLAIMER
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -262,7 +406,25 @@ async def _rate_limited(request: Request, error: Exception) -> Response:
 
 async def _not_ready(request: Request, error: Exception) -> Response:
     return _json_error(503, "not_ready", "The coach is still starting up. Please try again in a few seconds.",
-                       {"Retry-After": "5"})  # fmt: skip
+                       {"Retry-After": "5"}, disclaimer=True)  # fmt: skip
+
+
+_STORE_MESSAGE = (
+    "Sorry — the coach can't reach its articles right now, so it can't answer safely. "
+    "Please try again in a minute. If your knee pain is severe or worrying, don't wait: see a doctor or "
+    "physical therapist."
+)
+
+
+async def _store_unavailable(request: Request, error: Exception) -> Response:
+    log.warning("the vector store is unreachable (%s)", error.__cause__ or "still down")
+    return _json_error(503, "store_unavailable", _STORE_MESSAGE, {"Retry-After": "10"}, disclaimer=True)
+
+
+async def _feedback_unavailable(request: Request, error: Exception) -> Response:
+    return _json_error(503, "feedback_unavailable", "Sorry — your rating could not be saved just now. "
+                       "The answer itself is unaffected; please try rating again later.",
+                       {"Retry-After": "30"})  # fmt: skip
 
 
 async def _unexpected(request: Request, error: Exception) -> Response:
@@ -281,41 +443,82 @@ router = APIRouter(prefix="/api", responses={
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
 def health(bot: Services = Depends(services)) -> Response:  # noqa: B008
-    """Ready once the index is loaded and questions can be answered (503 until then)."""
-    if not bot.ready:
-        return JSONResponse(Health(status="starting").model_dump(), status_code=503)
-    assert bot.engine is not None
-    return JSONResponse(
-        Health(status="ready", version=bot.engine.version, passages=len(bot.engine.index.chunks)).model_dump()
-    )
+    """Ready (200) once the index is loaded and its store answers; 503, saying why, until then."""
+    from bot.index import store_description
+
+    settings = bot.settings
+    found = Health(status="starting", store=store_description(settings), composer=settings.composer,
+                   worker=os.getpid())  # fmt: skip
+    engine = bot.engine
+    if engine is not None:
+        try:
+            engine.refresh()  # report the version a question would be answered from
+        except Exception as error:
+            if not bot.is_store_failure(error):
+                log.warning("checking for a newer index failed (%s)", error)
+        manifest = engine.index.manifest
+        found.version, found.index_version, found.passages = engine.version, manifest.version, manifest.chunk_count
+        found.composer = engine.composer  # "extractive" when the configured chat model could not be loaded
+        metrics.set_index_version(manifest.version)
+    if bot.ready:
+        found.ready = bot.store_reachable()
+        found.status = "ready" if found.ready else "store_unavailable"
+    elif engine is None and not bot.store_reachable():
+        found.status = "store_unavailable"
+    metrics.set_ready(found.ready)
+    return JSONResponse(found.model_dump(), status_code=200 if found.ready else 503)
+
+
+@router.get("/metrics", response_class=Response, tags=["service"],
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}})  # fmt: skip
+def prometheus_metrics() -> Response:
+    """Prometheus metrics: requests by status, stage latencies, index version, cache hit rates (all workers)."""
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
 
 
 @router.post("/chat", response_model=Answer, dependencies=[Depends(rate_limit)], tags=["chat"])
 async def chat(body: ChatRequest, bot: Services = Depends(services), ready=Depends(loaded)) -> Response:  # noqa: B008
     """Answer a question in the context of the conversation: the `ask` JSON contract."""
     engine, _store = ready
-    answer = await anyio.to_thread.run_sync(engine.ask, body.message, body.history, limiter=bot.slots)
+    try:
+        answer = await anyio.to_thread.run_sync(engine.ask, body.message, body.history, limiter=bot.slots)
+    except Exception as error:
+        if bot.is_store_failure(error):
+            raise StoreUnavailable from error
+        raise
+    bot.answered(answer)
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post("/chat/stream", response_class=EventSourceResponse, dependencies=[Depends(rate_limit)], tags=["chat"])
-def chat_stream(body: ChatRequest, ready=Depends(loaded)) -> Iterator[ServerSentEvent]:  # noqa: B008
+def chat_stream(
+    body: ChatRequest,
+    bot: Services = Depends(services),  # noqa: B008
+    ready=Depends(loaded),  # noqa: B008
+) -> Iterator[ServerSentEvent]:
     """The same answer as server-sent events.
 
     `delta` events (`{"text": …}`) carry pieces of the reply as they are ready, then one `answer` event
-    carries the full `Answer`. A failure mid-way is an `error` event.
+    carries the full `Answer`. A failure mid-way is an `error` event (the body of the matching error
+    response: `store_unavailable` with the disclaimer when the articles can't be reached).
     """
     engine, _store = ready
     try:
         for piece in engine.stream(body.message, body.history):
             if isinstance(piece, Answer):
+                bot.answered(piece)
                 yield ServerSentEvent(event="answer", raw_data=piece.model_dump_json())
             else:
                 yield ServerSentEvent(event="delta", data={"text": piece})
-    except Exception:
-        log.exception("streaming an answer failed")
-        yield ServerSentEvent(event="error", data=ApiError(error="internal_error",
-                              message="Something went wrong on our side. Please try again.").model_dump())  # fmt: skip
+    except Exception as error:
+        if bot.is_store_failure(error):
+            log.warning("the vector store is unreachable (%s)", error)
+            failure = ApiError(error="store_unavailable", message=_STORE_MESSAGE, disclaimer=_disclaimer())
+        else:
+            log.exception("streaming an answer failed")
+            failure = ApiError(error="internal_error", message="Something went wrong on our side. Please try again.")
+        yield ServerSentEvent(event="error", data=failure.model_dump(exclude_none=True))
 
 
 @router.post("/feedback", response_model=FeedbackReceipt, status_code=201, dependencies=[Depends(rate_limit)],
@@ -323,7 +526,12 @@ def chat_stream(body: ChatRequest, ready=Depends(loaded)) -> Iterator[ServerSent
 def feedback(body: Feedback, ready=Depends(loaded)) -> FeedbackReceipt:  # noqa: B008
     """Rate an answer (thumbs up or down, optional comment); it is stored before this returns."""
     engine, store = ready
-    return FeedbackReceipt(id=store.add(body, engine_version=engine.version, channel="api"))
+    try:
+        return FeedbackReceipt(id=store.add(body, engine_version=engine.version, channel="api"))
+    except (sqlite3.Error, OSError) as error:
+        log.error("storing a rating failed (%s: %s)", error.__class__.__name__, error, exc_info=True)
+        metrics.FAILURES.labels("feedback_write").inc()
+        raise FeedbackUnavailable from error
 
 
 @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -355,18 +563,36 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         bot.slots = anyio.CapacityLimiter(settings.worker_threads)
+        retry: asyncio.Task[None] | None = None
         if bot.engine is None:
+            from bot.index import store_unreachable
             from bot.pipeline import Engine
 
-            bot.engine = await anyio.to_thread.run_sync(Engine.load, settings)
+            try:
+                bot.engine = await anyio.to_thread.run_sync(Engine.load, settings)
+            except Exception as error:
+                if not store_unreachable(settings, error):
+                    raise
+                # Serve 503s (health says why) and load as soon as the store is back, rather than exit.
+                log.warning("The Chroma server at %s is unreachable; answering 503 until it is back.",
+                            settings.chroma_url)  # fmt: skip
+                bot.store_failed()
+                retry = asyncio.get_running_loop().create_task(bot.load_when_store_returns())
+        if bot.engine is not None:
+            metrics.set_index_version(bot.engine.index.manifest.version)
         bot.store = await anyio.to_thread.run_sync(
             lambda: FeedbackStore.open(settings.data_dir, retention_days=settings.feedback_retention_days)
         )
+        metrics.set_ready(bot.ready)
         try:
             yield {}
         finally:
+            if retry is not None:
+                retry.cancel()
             store, bot.store = bot.store, None
             store.close()
+            metrics.set_ready(False)
+            metrics.worker_stopped()
 
     app = FastAPIOffline(
         title="Knee-pain coach API",
@@ -381,11 +607,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             RequestValidationError: _validation_error,
             RateLimited: _rate_limited,
             NotReady: _not_ready,
+            StoreUnavailable: _store_unavailable,
+            FeedbackUnavailable: _feedback_unavailable,
             Exception: _unexpected,
         },
     )
     app.state.bot = bot
     app.add_middleware(OriginPolicy, allowed_origins=settings.cors_origins, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext)  # outermost: refusals get an id and are counted too
     app.include_router(router)
     app.add_api_route(WIDGET_PATH, widget_js, methods=["GET"], include_in_schema=False)
     if page:
@@ -393,6 +622,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
         mount_page(app, bot)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app as each of several worker processes builds it (``uvicorn --factory``; see ``app.py``)."""
+    from bot.cli import configure_logging
+
+    configure_logging()
+    return create_app()
 
 
 def _version() -> str:

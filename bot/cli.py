@@ -26,10 +26,11 @@ log = logging.getLogger("bot.cli")
 
 
 def configure_logging() -> None:
-    """Log our notices to stderr at ``BOT_LOG_LEVEL``; keep chatty libraries quiet."""
-    logging.basicConfig(level=get_settings().log_level, format="%(message)s", stream=sys.stderr)
-    for noisy in ("sentence_transformers", "transformers", "chromadb", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    """Log our notices to stderr at ``BOT_LOG_LEVEL`` (JSON lines with ``BOT_LOG_JSON=1``)."""
+    from bot.observability import configure_logging as configure
+
+    settings = get_settings()
+    configure(settings.log_level, as_json=settings.log_json)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
@@ -65,8 +67,113 @@ class CachedEmbeddings(Embeddings):
         return self.cache.get_or_compute(text, lambda: self.inner.embed_query(text))
 
 
+class BertMeanEmbeddings(Embeddings):
+    """A BERT sentence-transformers model with mean pooling, run with torch, safetensors and tokenizers only.
+
+    all-MiniLM-L6-v2 is a ``BertModel`` whose token vectors are averaged over the attention mask and
+    L2-normalised. This is that forward pass, operation for operation as transformers' BERT and
+    sentence-transformers compute it (``tests/test_embedding.py`` holds them to the same vectors), without
+    importing sentence-transformers, transformers, scikit-learn and SciPy: seconds off every start.
+    Texts are embedded in batches of similar length, as sentence-transformers does.
+    """
+
+    def __init__(self, folder: Path, *, max_length: int, batch_size: int = 32) -> None:
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        self._torch = torch
+        self._weights = load_file(str(folder / "model.safetensors"))
+        self._heads = int(config["num_attention_heads"])
+        self._layers = int(config["num_hidden_layers"])
+        self._eps = float(config["layer_norm_eps"])
+        self._batch_size = batch_size
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length)
+        self._tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))  # to the longest in a batch
+
+    @staticmethod
+    def usable(folder: Path) -> tuple[bool, int]:
+        """Whether ``folder`` holds such a model (else sentence-transformers loads it), and its length limit."""
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((folder / "modules.json").read_text())]
+            pooling = json.loads((folder / "1_Pooling" / "config.json").read_text(encoding="utf-8"))
+            limits = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return False, 0
+        mean_only = pooling.get("pooling_mode_mean_tokens") and not any(
+            pooling.get(mode) for mode in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                           "pooling_mode_mean_sqrt_len_tokens")
+        )  # fmt: skip
+        plain = (
+            config.get("model_type") == "bert"
+            and config.get("hidden_act") == "gelu"
+            and config.get("position_embedding_type", "absolute") == "absolute"
+            and modules == ["Transformer", "Pooling", "Normalize"]
+            and (folder / "model.safetensors").is_file()
+            and (folder / "tokenizer.json").is_file()
+            and not limits.get("do_lower_case")
+        )
+        return bool(plain and mean_only), int(limits.get("max_seq_length") or 0)
+
+    def _forward(self, texts: list[str]) -> Any:
+        torch, w = self._torch, self._weights
+        functional = torch.nn.functional
+        encoded = self._tokenizer.encode_batch(texts)
+        ids = torch.tensor([e.ids for e in encoded], dtype=torch.long)
+        types = torch.tensor([e.type_ids for e in encoded], dtype=torch.long)
+        mask = torch.tensor([e.attention_mask for e in encoded], dtype=torch.bool)
+        batch, length = ids.shape
+        width = w["embeddings.word_embeddings.weight"].shape[1]
+
+        def norm(x: Any, name: str) -> Any:
+            return functional.layer_norm(x, (width,), w[f"{name}.weight"], w[f"{name}.bias"], self._eps)
+
+        def dense(x: Any, name: str) -> Any:
+            return functional.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
+
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.token_type_embeddings.weight"][types]
+        x = norm(x + w["embeddings.position_embeddings.weight"][:length], "embeddings.LayerNorm")
+        attend = mask[:, None, None, :]  # every position may attend to the real tokens
+        for layer in range(self._layers):
+            name = f"encoder.layer.{layer}"
+            heads = [
+                dense(x, f"{name}.attention.self.{part}").view(batch, length, self._heads, -1).transpose(1, 2)
+                for part in ("query", "key", "value")
+            ]
+            context = functional.scaled_dot_product_attention(*heads, attn_mask=attend)
+            context = context.transpose(1, 2).reshape(batch, length, width)
+            x = norm(dense(context, f"{name}.attention.output.dense") + x, f"{name}.attention.output.LayerNorm")
+            inner = functional.gelu(dense(x, f"{name}.intermediate.dense"))
+            x = norm(dense(inner, f"{name}.output.dense") + x, f"{name}.output.LayerNorm")
+        weights = mask.unsqueeze(-1).to(x.dtype)
+        pooled = (x * weights).sum(1) / torch.clamp(weights.sum(1), min=1e-9)
+        return functional.normalize(pooled, p=2, dim=1)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts in batches of similar length (less padding), returning them in the order given."""
+        texts = [t.replace("\n", " ") for t in texts]  # as langchain-huggingface does
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors: list[list[float]] = [[] for _ in texts]
+        with self._torch.inference_mode():
+            for start in range(0, len(order), self._batch_size):
+                chosen = order[start : start + self._batch_size]
+                for i, vector in zip(chosen, self._forward([texts[i] for i in chosen]).tolist(), strict=True):
+                    vectors[i] = vector
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one question."""
+        return self.embed_documents([text])[0]
+
+
 def load_embeddings(model: str = PACKAGED_EMBEDDING_MODEL, *, threads: int = 0) -> CachedEmbeddings:
-    """Load the embedding model (a few seconds: call once and reuse).
+    """Load the embedding model (a second or two: call once and reuse).
+
+    A plain BERT mean-pooling model (the packaged MiniLM) runs on torch alone (``BertMeanEmbeddings``);
+    any other sentence-transformers folder is loaded by sentence-transformers through langchain-huggingface.
 
     Args:
         model: the packaged model's name or a local model folder.
@@ -78,14 +185,17 @@ def load_embeddings(model: str = PACKAGED_EMBEDDING_MODEL, *, threads: int = 0) 
         import torch
 
         torch.set_num_threads(threads)
-    from langchain_huggingface import HuggingFaceEmbeddings
-
+    lean, max_length = BertMeanEmbeddings.usable(path)
     try:
-        inner = HuggingFaceEmbeddings(
+        if lean:
+            return CachedEmbeddings(BertMeanEmbeddings(path, max_length=max_length), name=model)
+        from langchain_huggingface import HuggingFaceEmbeddings
+
+        inner: Embeddings = HuggingFaceEmbeddings(
             model_name=str(path),
             model_kwargs={"device": "cpu"},
             encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise EmbeddingModelError(f"Cannot load the embedding model from {path}: {error}") from error
     return CachedEmbeddings(inner, name=model)

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel, ValidationError
@@ -47,6 +48,7 @@ log = logging.getLogger("bot.index")
 VIEWS = ("text", "sentences")
 _BATCH = 128
 _COSINE: Any = {"hnsw": {"space": "cosine"}}
+_STORE_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
 class IndexUnavailable(RuntimeError):
@@ -213,9 +215,14 @@ def chroma_client(settings: Settings) -> Any:
         from urllib.parse import urlparse
 
         url = urlparse(settings.chroma_url)
-        return chromadb.HttpClient(
+        client = chromadb.HttpClient(
             host=url.hostname or "127.0.0.1", port=url.port or 8000, ssl=url.scheme == "https", settings=chroma_settings
         )
+        # Chroma's client waits forever by default: a hung server would hold every answering thread.
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if isinstance(session, httpx.Client):
+            session.timeout = _STORE_TIMEOUT
+        return client
     path = IndexFiles(settings.index_dir).chroma
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
@@ -224,6 +231,31 @@ def chroma_client(settings: Settings) -> Any:
 def store_description(settings: Settings) -> str:
     """Where the vectors live, for logs and health checks."""
     return f"chroma server {settings.chroma_url}" if settings.chroma_url else "embedded chroma (one process)"
+
+
+def store_reachable(settings: Settings, timeout: float = 1.0) -> bool:
+    """Whether the Chroma server answers its heartbeat within ``timeout`` seconds (embedded: always)."""
+    if not settings.chroma_url:
+        return True
+    try:
+        response = httpx.get(f"{settings.chroma_url.rstrip('/')}/api/v2/heartbeat", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def store_unreachable(settings: Settings, error: BaseException) -> bool:
+    """Whether ``error``, or what caused it, means the Chroma server could not be reached (server mode only)."""
+    if not settings.chroma_url:
+        return False
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError) or _is_connection_error(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _forget_chroma_clients() -> None:

@@ -384,6 +384,14 @@ class Engine:
         if hasattr(self.embeddings, "cache_clear"):
             self.embeddings.cache_clear()
 
+    @property
+    def caches(self) -> dict[str, CountingLRU[Any]]:
+        """The caches whose hit rates the metrics report: retrieval results (this version) and query vectors."""
+        caches: dict[str, CountingLRU[Any]] = {"retrieval": self._resources.results}
+        if isinstance(vectors := getattr(self.embeddings, "cache", None), CountingLRU):
+            caches["query_vector"] = vectors
+        return caches
+
     @staticmethod
     def _sentence_vectors(resources: Resources, passages: list[RankedPassage]) -> dict[tuple[str, int], np.ndarray]:
         ids = {}

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
         0.6, ge=0, le=1, description="Share of a generated sentence's words its source must contain."
     )
     log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
+    log_json: bool = Field(False, description="Log JSON lines (one object per line) instead of plain text.")
 
     # -- the web server (chat page, HTTP API, widget) --------------------------------------------
     host: str = Field("127.0.0.1", description="Address the web server listens on.")
@@ -78,6 +79,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest API request body.")
     worker_threads: int = Field(
         4, ge=1, le=64, description="Questions answered at once; more requests wait their turn."
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="App processes serving the same port (more than 1 needs BOT_CHROMA_URL)."
+    )
+    shutdown_timeout: float = Field(
+        20.0, ge=0, le=600, description="Seconds a stopping server waits for requests in flight to finish."
     )
 
     @field_validator("cors_origins", mode="before")

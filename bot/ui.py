@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 TITLE = "Knee-pain coach"
 _NOT_READY = "The coach is still starting up. Please try again in a few seconds."
 _FAILED = "Sorry — something went wrong while answering. Please try again."
+_RATING_FAILED = "Sorry — your rating could not be saved just now. Please try again later."
 log = logging.getLogger("bot.ui")
 
 
@@ -115,7 +116,11 @@ def build_page(bot: Services) -> gr.Blocks:
             return gr.skip(), gr.skip(), gr.skip(), convo
         rating = "up" if liked.liked is True else "down"
         feedback = Feedback(rating=rating, history=convo.history[: 2 * reply], answer=answer)
-        convo.feedback_id = bot.store.add(feedback, engine_version=bot.engine.version, channel="page")
+        try:
+            convo.feedback_id = bot.store.add(feedback, engine_version=bot.engine.version, channel="page")
+        except Exception:  # a full disk or a locked database must not break the page
+            log.exception("storing a rating from the chat page failed")
+            return gr.skip(), gr.skip(), _RATING_FAILED, convo
         thanks = "Thanks — glad it helped." if rating == "up" else "Thanks — we'll use this to improve the answers."
         return (
             gr.update(visible=True),
@@ -126,7 +131,11 @@ def build_page(bot: Services) -> gr.Blocks:
 
     def add_comment(comment: str, convo: Conversation):
         if bot.store is not None and convo.feedback_id is not None and comment.strip():
-            bot.store.add_comment(convo.feedback_id, comment)
+            try:
+                bot.store.add_comment(convo.feedback_id, comment)
+            except Exception:
+                log.exception("storing a comment from the chat page failed")
+                return gr.update(visible=False), "", _RATING_FAILED
             return gr.update(visible=False), "", "Thanks — your comment was saved."
         return gr.update(visible=False), "", ""
 

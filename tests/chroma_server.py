@@ -1,4 +1,4 @@
-"""A real Chroma server on a free loopback port, for integration tests."""
+"""A real Chroma server on a free loopback port, for integration tests (and the benchmarks)."""
 
 from __future__ import annotations
 
@@ -18,32 +18,62 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ChromaServer:
+    """``chroma run`` on loopback that a test can stop and start again on the same port and folder."""
+
+    def __init__(self, path: Path, port: int | None = None) -> None:
+        self.path = path
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> ChromaServer:
+        chroma = Path(sys.executable).with_name("chroma")
+        self.process = subprocess.Popen(
+            [str(chroma), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"},
+        )
+        deadline = time.monotonic() + timeout
+        while not self.alive():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"chroma run did not start on port {self.port}")
+            time.sleep(0.2)
+        return self
+
+    def alive(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+        deadline = time.monotonic() + 10
+        while self._port_busy() and time.monotonic() < deadline:  # so a restart can bind the same port
+            time.sleep(0.1)
+
+    def _port_busy(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+
 @contextmanager
 def chroma_server(path: Path, port: int | None = None, timeout: float = 60.0) -> Iterator[str]:
     """Run ``chroma run`` on loopback until the block ends; yields its URL."""
-    port = port or free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    process = subprocess.Popen(
-        [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = ChromaServer(path, port).start(timeout)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"chroma run did not start on port {port}") from None
-                time.sleep(0.2)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()

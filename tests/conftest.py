@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 from pathlib import Path
 
@@ -49,6 +52,20 @@ def corpus_copy(tmp_path: Path) -> Path:
     for path in CORPUS.iterdir():
         (target / path.name).write_bytes(path.read_bytes())
     return target
+
+
+@pytest.fixture
+def json_logs():
+    """Our JSON-lines handler on the root logger for one test (then removed); returns the lines so far."""
+    from bot.observability import _BotHandler, configure_logging
+
+    root, written = logging.getLogger(), io.StringIO()
+    level = root.level
+    configure_logging("INFO", as_json=True, stream=written)
+    yield lambda: [json.loads(line) for line in written.getvalue().splitlines()]
+    for handler in [h for h in root.handlers if isinstance(h, _BotHandler)]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 # -- the real web server on loopback, for browser and client tests -------------------------------------

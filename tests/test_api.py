@@ -191,7 +191,8 @@ def test_an_unexpected_failure_is_a_json_500_without_internals(web_settings: Set
     def broken(*args, **kwargs):
         raise RuntimeError(f"boom in {Path(__file__)}")
 
-    engine = SimpleNamespace(ask=broken, stream=broken, version="x", index=SimpleNamespace(chunks={}))
+    index = SimpleNamespace(chunks={}, manifest=SimpleNamespace(version=1, chunk_count=0))
+    engine = SimpleNamespace(ask=broken, stream=broken, version="x", index=index)
     with TestClient(create_app(web_settings, engine=engine, page=False), raise_server_exceptions=False) as client:
         response = client.post("/api/chat", json={"message": "Where should my feet go?"})
     assert response.status_code == 500 and response.json()["error"] == "internal_error"
