@@ -17,7 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -74,10 +76,16 @@ def start_server(port: int, data_dir: str) -> tuple[subprocess.Popen[bytes], flo
     raise SystemExit("the server was not ready within 120 s")
 
 
-async def load(url: str, pool: list[str], *, clients: int, total: int, max_seconds: float, pid: int, unique: bool):
+async def load(url: str, pool: list[str], *, clients: int, total: int, max_seconds: float, unique: bool,
+               memory: Callable[[], dict[str, float]], every: int) -> dict[str, Any]:  # fmt: skip
+    """Send ``total`` questions from ``clients`` closed-loop clients (stopping at ``max_seconds``).
+
+    Returns the latencies (ms), errors by status or exception, the seconds taken, and ``memory()``
+    sampled at the start, every ``every`` requests and at the end.
+    """
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    rss: list[tuple[int, float]] = [(0, rss_mb(pid))]
+    samples = [{"requests": 0, **memory()}]
     sent = 0
     deadline = time.perf_counter() + max_seconds
 
@@ -90,22 +98,22 @@ async def load(url: str, pool: list[str], *, clients: int, total: int, max_secon
             began = time.perf_counter()
             try:
                 response = await http.post(f"{url}/api/chat", json={"message": question, "history": []})
-                ok = response.status_code == 200 and response.json()["answer"]
-                if not ok:
+                if response.status_code != 200 or not response.json().get("answer"):
                     errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
             except httpx.HTTPError as error:
                 errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
             latencies.append((time.perf_counter() - began) * 1000)
-            if len(latencies) % 1000 == 0:
-                rss.append((len(latencies), rss_mb(pid)))
+            if len(latencies) % every == 0:
+                samples.append({"requests": len(latencies), **memory()})
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
         began = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - began
-    rss.append((len(latencies), rss_mb(pid)))
-    return latencies, errors, elapsed, rss
+    if samples[-1]["requests"] != len(latencies):
+        samples.append({"requests": len(latencies), **memory()})
+    return {"latencies": latencies, "errors": errors, "seconds": elapsed, "memory": samples}
 
 
 def main() -> None:
@@ -124,25 +132,21 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             print(f"server ready in {ready_s:.2f} s (start to /api/health OK); warming up…", flush=True)
-            asyncio.run(load(url, pool, clients=args.clients, total=args.warmup, max_seconds=60, pid=server.pid,
-                             unique=args.unique))  # fmt: skip
+            def memory() -> dict[str, float]:
+                return {"server": rss_mb(server.pid)}
+
+            asyncio.run(load(url, pool, clients=args.clients, total=args.warmup, max_seconds=60, unique=args.unique,
+                             memory=memory, every=1000))  # fmt: skip
             server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
-            latencies, errors, elapsed, rss = asyncio.run(
-                load(
-                    url,
-                    pool,
-                    clients=args.clients,
-                    total=args.requests,
-                    max_seconds=args.max_seconds,
-                    pid=server.pid,
-                    unique=args.unique,
-                )
-            )
+            run = asyncio.run(load(url, pool, clients=args.clients, total=args.requests, max_seconds=args.max_seconds,
+                                   unique=args.unique, memory=memory, every=1000))  # fmt: skip
             server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
         finally:
             server.terminate()
             server.wait(timeout=30)
 
+    latencies, errors, elapsed = run["latencies"], run["errors"], run["seconds"]
+    rss = [(sample["requests"], sample["server"]) for sample in run["memory"]]
     result = {
         "clients": args.clients,
         "requests": len(latencies),

@@ -20,12 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from bench.common import percentile, summary, write_result
-from bench.http_load import cpu_seconds, free_port, questions, rss_mb
+from bench.http_load import cpu_seconds, free_port, load, questions, rss_mb
 from tests.chroma_server import ChromaServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,41 +61,6 @@ def memory(pids: list[int], chroma_pid: int) -> dict[str, float]:
     return {**{f"worker {pid}": rss_mb(pid) for pid in pids}, "chroma": rss_mb(chroma_pid)}
 
 
-async def soak(url: str, pool: list[str], *, clients: int, total: int, max_seconds: float, unique: bool,
-               pids: list[int], chroma_pid: int) -> dict:  # fmt: skip
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    samples = [{"requests": 0, **memory(pids, chroma_pid)}]
-    sent = 0
-    deadline = time.perf_counter() + max_seconds
-
-    async def client(http: httpx.AsyncClient) -> None:
-        nonlocal sent
-        while sent < total and time.perf_counter() < deadline:
-            n = sent
-            sent += 1
-            question = pool[n % len(pool)] + (f" (soak {n})" if unique else "")
-            began = time.perf_counter()
-            try:
-                response = await http.post(f"{url}/api/chat", json={"message": question, "history": []})
-                if response.status_code != 200 or not response.json().get("answer"):
-                    errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-            except httpx.HTTPError as error:
-                errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
-            latencies.append((time.perf_counter() - began) * 1000)
-            if len(latencies) % 2000 == 0:
-                samples.append({"requests": len(latencies), **memory(pids, chroma_pid)})
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        began = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-        elapsed = time.perf_counter() - began
-    if samples[-1]["requests"] != len(latencies):
-        samples.append({"requests": len(latencies), **memory(pids, chroma_pid)})
-    return {"latencies": latencies, "errors": errors, "seconds": elapsed, "memory": samples}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20_000)
@@ -120,15 +86,16 @@ def main() -> None:
             chroma_pid = chroma.process.pid
             url = f"http://127.0.0.1:{port}"
             print(f"{args.workers} workers {pids} ready ({ready_s:.1f} s to the first); warming up…", flush=True)
-            asyncio.run(soak(url, pool, clients=args.clients, total=args.warmup, max_seconds=120, unique=args.unique,
-                             pids=pids, chroma_pid=chroma_pid))  # fmt: skip
+            sample = partial(memory, pids, chroma_pid)
+            asyncio.run(load(url, pool, clients=args.clients, total=args.warmup, max_seconds=120, unique=args.unique,
+                             memory=sample, every=2000))  # fmt: skip
             cpu_before = {pid: cpu_seconds(pid) for pid in [*pids, chroma_pid]}
             client_before = time.process_time()
-            run = asyncio.run(soak(url, pool, clients=args.clients, total=args.requests, max_seconds=args.max_seconds,
-                                   unique=args.unique, pids=pids, chroma_pid=chroma_pid))  # fmt: skip
+            run = asyncio.run(load(url, pool, clients=args.clients, total=args.requests, max_seconds=args.max_seconds,
+                                   unique=args.unique, memory=sample, every=2000))  # fmt: skip
             cpu = {pid: cpu_seconds(pid) - before for pid, before in cpu_before.items()}
             client_cpu = time.process_time() - client_before
-            load = os.getloadavg()
+            load_average = os.getloadavg()
         finally:
             if app is not None:
                 app.terminate()  # SIGTERM: the parent stops its workers gracefully
@@ -154,7 +121,7 @@ def main() -> None:
         "rss_growth_mb": {k: round(last[k] - first[k], 1) for k in first if k != "requests"},
         "cpu_s": {("chroma" if pid == chroma_pid else f"worker {pid}"): round(v, 1) for pid, v in cpu.items()},
         "client_cpu_s": round(client_cpu, 1),
-        "load_average": [round(x, 2) for x in load],
+        "load_average": [round(x, 2) for x in load_average],
         "first_worker_ready_s": round(ready_s, 2),
         "cpus": os.cpu_count(),
     }
