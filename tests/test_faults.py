@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -87,36 +86,47 @@ def test_the_app_rebuilds_a_corrupted_embedded_index_and_answers(tmp_path: Path,
     assert "damaged" in app.stderr() and "rebuilding it from scratch" in app.stderr()
 
 
+def send_chat(port: int, message: str, *, held_back: int = 0) -> tuple[socket.socket, bytes]:
+    """A ``POST /api/chat`` written on a raw connection, less its last ``held_back`` bytes (returned)."""
+    body = json.dumps({"message": message}).encode()
+    request = (b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+    connection = socket.create_connection(("127.0.0.1", port), timeout=60)
+    cut = len(request) - held_back
+    connection.sendall(request[:cut])
+    return connection, request[cut:]
+
+
+def read_answer(connection: socket.socket) -> str:
+    """The answer text of the response on ``connection`` (which must be 200), read to its end."""
+    response = b""
+    while chunk := connection.recv(65536):
+        response += chunk
+    connection.close()
+    head, _, payload = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), response[:300]
+    return json.loads(payload)["answer"]
+
+
 def test_sigterm_lets_requests_in_flight_finish(index_settings: Settings, engine, tmp_path: Path) -> None:
     app = AppProcess(tmp_path, corpus_dir=index_settings.corpus_dir, index_dir=index_settings.index_dir,
                      worker_threads=1)  # fmt: skip
     with app:
         app.wait_ready(120)
         # A slow request: its headers and part of its body arrive before SIGTERM, the rest after.
-        body = json.dumps({"message": "Where should my feet go?"}).encode()
-        slow = socket.create_connection(("127.0.0.1", app.port), timeout=30)
-        slow.sendall(b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:12])  # fmt: skip
-        # And a queue of new questions behind the one answering thread.
-        with ThreadPoolExecutor(12) as pool:
-            queued = [pool.submit(chat, app.url, f"Is it bad to lock my knees? (ask {n})") for n in range(12)]
-            wait_for(lambda: any(f.done() for f in queued), 30)
-            assert app.process is not None
-            app.process.send_signal(signal.SIGTERM)
-            time.sleep(1.0)
-            with pytest.raises(httpx.ConnectError):  # draining: no new connections
-                httpx.get(f"{app.url}/api/health", timeout=5)
-            slow.sendall(body[12:])
-            response = b""
-            while chunk := slow.recv(65536):
-                response += chunk
-            slow.close()
-            replies = [f.result() for f in queued]
-        assert [r.status_code for r in replies] == [200] * len(replies)
-        assert all(r.json()["answer"].endswith(DISCLAIMER) for r in replies)
-        head, _, payload = response.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), response[:300]
-        assert json.loads(payload)["answer"].endswith(DISCLAIMER)
+        slow, rest = send_chat(app.port, "Where should my feet go?", held_back=12)
+        # And a queue of questions behind the one answering thread, all sent before SIGTERM; once the
+        # first is answered the server has accepted them all (its event loop takes every pending one).
+        queued = [send_chat(app.port, f"Is it bad to lock my knees? (ask {n})")[0] for n in range(12)]
+        first = read_answer(queued.pop(0))
+        assert app.process is not None
+        app.process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        with pytest.raises(httpx.ConnectError):  # draining: no new connections
+            httpx.get(f"{app.url}/api/health", timeout=5)
+        slow.sendall(rest)
+        answers = [first, read_answer(slow), *(read_answer(connection) for connection in queued)]
+        assert len(answers) == 13 and all(answer.endswith(DISCLAIMER) for answer in answers)
         assert app.process.wait(timeout=30) in (0, -signal.SIGTERM)
     assert "Traceback" not in app.stderr()
 
