@@ -456,11 +456,8 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         _embed_into(
             collections["text"], [(c.chunk_id, c.plain_text, _record(c)) for c in text_todo], embeddings, bar.update
         )
-        rows = [
-            (sid, c.sentence_text(s), {"chunk_id": c.chunk_id})
-            for sid, (c, s) in sentences.items()
-            if sid in set(sentence_todo)
-        ]
+        todo = set(sentence_todo)
+        rows = [(sid, c.sentence_text(s), {"chunk_id": c.chunk_id}) for sid, (c, s) in sentences.items() if sid in todo]
         _embed_into(collections["sentences"], rows, embeddings, bar.update)
     embedding_seconds = time.perf_counter() - embedding_started
 
