@@ -10,6 +10,7 @@ import logging
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -481,18 +482,27 @@ class Engine:
                 turn.timings.setdefault("first_text", round((time.perf_counter() - turn.started) * 1000, 3))
 
         started = time.perf_counter()
+        # A member never waits on a model for longer than this: a slow one is cut off at a sentence boundary.
+        deadline = started + self.settings.llm_timeout
         written = ""
         judged = 0
         try:
-            for chunk in self.chat_model.stream(messages):
-                token = chunk.content if isinstance(chunk.content, str) else ""
-                if token and "first_token" not in turn.timings:
-                    turn.timings["first_token"] = round((time.perf_counter() - turn.started) * 1000, 3)
-                written += token
-                finished = generated_segments(written)[:-1]  # the last one may still be growing
-                for segment in finished[judged:]:
-                    judge(segment)
-                judged = max(judged, len(finished))
+            with closing(self.chat_model.stream(messages)) as stream:
+                for chunk in stream:
+                    token = chunk.content if isinstance(chunk.content, str) else ""
+                    if token and "first_token" not in turn.timings:
+                        turn.timings["first_token"] = round((time.perf_counter() - turn.started) * 1000, 3)
+                    written += token
+                    finished = generated_segments(written)[:-1]  # the last one may still be growing
+                    for segment in finished[judged:]:
+                        judge(segment)
+                    judged = max(judged, len(finished))
+                    if time.perf_counter() > deadline:
+                        log.warning("The chat model %s took over %s s; it was stopped.", self.composer,
+                                    self.settings.llm_timeout)  # fmt: skip
+                        turn.fallback = f"the chat model took longer than {self.settings.llm_timeout:g} s"
+                        written = ""  # its unfinished sentence is not judged
+                        break
             for segment in generated_segments(written)[judged:]:
                 judge(segment)
         except Exception as error:  # an unreachable or failing model must not fail the member

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -130,6 +131,29 @@ def test_an_unreachable_model_falls_back_to_the_extractive_answer(engine: Engine
     answer = with_model(Unreachable(messages=iter([]))).ask(FEET)
     assert answer.status is Status.answered and "shoulder-width" in answer.answer
     assert answer.fallback == "the chat model failed (ConnectionError)"
+
+
+class Slow(GenericFakeChatModel):
+    """Writes one word every 50 ms, forever (a model on a starved CPU)."""
+
+    def _stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from langchain_core.messages import AIMessageChunk
+        from langchain_core.outputs import ChatGenerationChunk
+
+        words = ["Place", "your", "feet", "shoulder-width", "apart", "or", "a", "little", "wider.", "[1]", ""]
+        for n in range(10_000):
+            time.sleep(0.05)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=words[n % len(words)] + " "))
+
+
+def test_a_model_slower_than_the_timeout_is_cut_off(engine: Engine, with_model, monkeypatch) -> None:
+    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"llm_timeout": 1.0}))
+    started = time.perf_counter()
+    answer = with_model(Slow(messages=iter([]))).ask(FEET)
+    assert time.perf_counter() - started < 3
+    assert answer.status is Status.answered and answer.answer.endswith(DISCLAIMER)
+    assert answer.fallback is None or answer.fallback == "the chat model took longer than 1 s"
+    assert "shoulder-width" in answer.answer
 
 
 def test_a_follow_up_is_rewritten_by_the_model_before_retrieval(engine: Engine, with_model) -> None:
