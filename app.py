@@ -90,6 +90,9 @@ def main() -> None:
         "log_config": None,  # our handler (plain or JSON lines) formats uvicorn's records too
         "access_log": False,  # bot.access logs each request with its id and timings instead
         "timeout_graceful_shutdown": settings.shutdown_timeout,
+        # Idle keep-alive connections outlive a load balancer's usual 60 s, so the server never closes one
+        # just as a proxy or a busy client sends the next request on it (uvicorn's 5 s did, in the soak).
+        "timeout_keep_alive": 65,
     }
     if settings.workers == 1:
         from bot.api import create_app
