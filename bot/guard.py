@@ -59,25 +59,30 @@ def _supporting_text(claim: Claim, passages: Mapping[str, Chunk]) -> str | None:
     return " ".join(quoted) if quoted else None
 
 
-def _grounded_paraphrase(text: str, passage_text: str, settings: GuardSettings) -> bool:
-    """Numbers all in the passage and most content words shared (the embedding test runs when it is written)."""
+def _paraphrase_problem(text: str, passage_text: str, settings: GuardSettings) -> str | None:
+    """Why ``text`` is not a grounded paraphrase of the passage by its numbers and words, or ``None``.
+
+    (The embedding test runs when the sentence is written: ``check_generated_sentence``.)
+    """
     if not numbers_in(text) <= numbers_in(passage_text):
-        return False
+        return "states a number its source does not"
     words = content_words(text)
-    return bool(words) and len(words & content_words(passage_text)) / len(words) >= settings.min_overlap
+    if not words or len(words & content_words(passage_text)) / len(words) < settings.min_overlap:
+        return "says things its source does not"
+    return None
 
 
 def is_supported(claim: Claim, passages: Mapping[str, Chunk], settings: GuardSettings | None = None) -> bool:
     """Whether a claim rests on retrieved passages: verbatim for a quote, grounded for a paraphrase."""
     if not claim.support:
         return False
-    if claim.generated:
-        cited = [passages.get(s.chunk_id) for s in claim.support]
-        if any(c is None for c in cited) or _supporting_text(claim, passages) is None:
-            return False
-        return _grounded_paraphrase(claim.text, " ".join(c.text for c in cited if c), settings or GuardSettings())
     quoted = _supporting_text(claim, passages)
-    return quoted is not None and normalize(claim.text) in normalize(quoted)
+    if quoted is None:
+        return False
+    if claim.generated:
+        cited = " ".join(passages[s.chunk_id].text for s in claim.support)
+        return _paraphrase_problem(claim.text, cited, settings or GuardSettings()) is None
+    return normalize(claim.text) in normalize(quoted)
 
 
 def guard(draft: Draft, passages: Mapping[str, Chunk], settings: GuardSettings | None = None) -> Draft:
@@ -144,11 +149,9 @@ def check_generated_sentence(
     chunks = [passages[c] for c in chunk_ids if c in passages]
     if len(chunks) != len(chunk_ids):
         return SentenceCheck(sentence, None, "cites a passage that was not retrieved")
-    passage_text = " ".join(c.text for c in chunks)
-    if not numbers_in(text) <= numbers_in(passage_text):
-        return SentenceCheck(sentence, None, "states a number its source does not")
-    if not _grounded_paraphrase(text, passage_text, settings):
-        return SentenceCheck(sentence, None, "says things its source does not")
+    problem = _paraphrase_problem(text, " ".join(c.text for c in chunks), settings)
+    if problem is not None:
+        return SentenceCheck(sentence, None, problem)
     vector = embed(text)
     best: tuple[float, Chunk, int] | None = None
     for chunk in chunks:

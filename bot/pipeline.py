@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from threading import Lock, Thread
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda
 from pydantic import ValidationError
 
@@ -44,7 +45,7 @@ from bot.query import Query, build_query, load_synonyms
 from bot.retrieval import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
 from bot.settings import Settings, get_settings
 from bot.triage import Verdict, classify, counted_thing, screen_input, states_count
-from bot.types import Answer, Citation, Message, Passage, Status
+from bot.types import Answer, Chunk, Citation, Message, Passage, Status
 
 DISCLAIMER = (
     "This is general information from fitness articles, not medical advice. If pain is severe, "
@@ -80,6 +81,10 @@ class Turn:
     composer: str = "extractive"
     removed_sentences: int = 0
     fallback: str | None = None
+
+    def chunks(self) -> dict[str, Chunk]:
+        """The retrieved passages by chunk id (what the guard and the renderer check claims against)."""
+        return {p.chunk.chunk_id: p.chunk for p in self.passages}
 
 
 def _timed(name: str, step: Callable[[Turn], Turn]) -> Runnable[Turn, Turn]:
@@ -297,7 +302,7 @@ class Engine:
         return turn
 
     def _guard(self, turn: Turn) -> Turn:
-        turn.draft = guard(turn.draft, {p.chunk.chunk_id: p.chunk for p in turn.passages})
+        turn.draft = guard(turn.draft, turn.chunks(), self.guard_settings)
         if turn.verdict is not None and turn.verdict.status is Status.answered and not turn.draft.claims:
             turn.verdict = Verdict(Status.not_found, "unsupported")
             turn.draft = fixed_reply(turn.verdict)
@@ -305,7 +310,7 @@ class Engine:
 
     def _finish(self, turn: Turn) -> Answer:
         assert turn.verdict is not None
-        body, cited = render(turn.draft, {p.chunk.chunk_id: p.chunk for p in turn.passages})
+        body, cited = render(turn.draft, turn.chunks())
         citations = [
             Citation(
                 n=n,
@@ -459,7 +464,7 @@ class Engine:
         assert self.chat_model is not None and turn.query is not None
         turn.composer = self.composer
         messages = build_messages(turn.query.rewritten or turn.query.standalone, [f.text for f in facts])
-        passages = {p.chunk.chunk_id: p.chunk for p in turn.passages}
+        passages = turn.chunks()
         kept: list[Claim] = []
         checked = 0
 
@@ -487,7 +492,8 @@ class Engine:
         written = ""
         judged = 0
         try:
-            with closing(self.chat_model.stream(messages)) as stream:
+            # ``BaseChatModel.stream`` is a generator: closing it stops the model mid-answer.
+            with closing(cast("Generator[BaseMessageChunk, None, None]", self.chat_model.stream(messages))) as stream:
                 for chunk in stream:
                     token = chunk.content if isinstance(chunk.content, str) else ""
                     if token and "first_token" not in turn.timings:
