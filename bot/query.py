@@ -45,12 +45,16 @@ _DUMMY_IT = re.compile(
 _WORD = re.compile(r"[a-z0-9']+")
 
 
+def _own_words(text: str) -> list[str]:
+    """The words of ``text`` that say something of their own: no function words, pronouns or comparatives."""
+    return [w for w in _WORD.findall(text.lower()) if w not in _FUNCTION_WORDS and not _ANAPHORA.fullmatch(w)]
+
+
 def substantive_words(text: str) -> set[str]:
-    """The stemmed words of ``text`` that carry its subject: no function words, pronouns or comparatives."""
+    """The stemmed words of ``text`` that carry its subject (its own words, stemmed for overlap)."""
     from bot.lexical import content_words
 
-    kept = (w for w in _WORD.findall(text.lower()) if w not in _FUNCTION_WORDS and not _ANAPHORA.fullmatch(w))
-    return content_words(" ".join(kept))
+    return content_words(" ".join(_own_words(text)))
 
 
 _INSTRUCTION = re.compile(
@@ -135,7 +139,7 @@ def is_follow_up(question: str) -> bool:
         return False
     if not (_FOLLOW_UP_OPENERS.search(question) or _ANAPHORA.search(_DUMMY_IT.sub(" ", question))):
         return False
-    own = [w for w in _WORD.findall(question.lower()) if w not in _FUNCTION_WORDS and not _ANAPHORA.fullmatch(w)]
+    own = _own_words(question)
     return len(own) <= _MAX_OWN_WORDS and topic_words(" ".join(own)) <= _MAX_OWN_TOPIC_WORDS
 
 
