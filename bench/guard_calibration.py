@@ -9,6 +9,7 @@ configured ones. Run: ``python -m bench.guard_calibration``.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,6 +20,7 @@ def main() -> None:
     """Score every quoted sentence against its own and a wrong passage, for each threshold pair."""
     import yaml
 
+    from bot.compose import Support
     from bot.guard import GuardSettings, check_generated_sentence
     from bot.pipeline import Engine
 
@@ -39,14 +41,8 @@ def main() -> None:
             others = [p for p in turn.passages[:3] if p.chunk.chunk_id != claim.support[0].chunk_id]
             if claim.is_list or not others:
                 continue
-            wrong = type(claim)(
-                others[0].chunk.text[:0] + claim.text,
-                (
-                    type(claim.support[0])(
-                        others[0].chunk.chunk_id, others[0].chunk.sentences[0].start, others[0].chunk.sentences[0].end
-                    ),
-                ),
-            )
+            first = others[0].chunk.sentences[0]
+            wrong = replace(claim, support=(Support(others[0].chunk.chunk_id, first.start, first.end),))
             pairs.append((f"{claim.text} [1]", [claim], passages, turn.sentence_vectors, True))
             pairs.append((f"{claim.text} [1]", [wrong], passages, turn.sentence_vectors, False))
 

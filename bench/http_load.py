@@ -132,6 +132,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             print(f"server ready in {ready_s:.2f} s (start to /api/health OK); warming up…", flush=True)
+
             def memory() -> dict[str, float]:
                 return {"server": rss_mb(server.pid)}
 

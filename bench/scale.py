@@ -44,8 +44,7 @@ def ask_latency(engine, questions: list[str]) -> dict[str, float]:
         engine.ask(question)
     timings = []
     for question in questions:
-        engine.embeddings.cache_clear()
-        engine._resources.results.clear()
+        engine.cache_clear()
         timings.append(timed(lambda q=question: engine.ask(q))[1])
     return summary(timings)
 

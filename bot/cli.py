@@ -105,16 +105,14 @@ def index(
 ) -> None:
     """Build or update the index from the corpus (only new or changed passages are embedded)."""
     configure_logging()
-    import shutil
-
     from bot.corpus import CorpusError
     from bot.embedding import EmbeddingModelError, load_embeddings
-    from bot.index import build_index
+    from bot.index import build_index, discard_index
 
     settings = get_settings()
     try:
         if rebuild:
-            shutil.rmtree(settings.index_dir, ignore_errors=True)
+            discard_index(settings)
         embeddings = load_embeddings(settings.embedding_model)
         report = build_index(settings, embeddings, show_progress=sys.stderr.isatty())
     except (CorpusError, EmbeddingModelError) as error:
@@ -301,8 +299,6 @@ def feedback_export(
     ] = "eval/reports/feedback.yaml",
 ) -> None:
     """Write the thumbs-down answers as an eval question set (the format of eval/sets/*.yaml)."""
-    from pathlib import Path
-
     from bot.feedback import FILENAME, FeedbackStore, export_yaml
 
     settings = get_settings()

@@ -39,9 +39,8 @@ def load_document(path: Path, corpus_dir: Path) -> Document:
 
     first_heading = re.search(r"^#\s+(.+)$", body, flags=re.MULTILINE)
     title = field("title") or (first_heading.group(1).strip() if first_heading else path.stem)
-    doc_id = path.relative_to(corpus_dir).with_suffix("").as_posix()
     return Document(
-        doc_id=doc_id,
+        doc_id=doc_id(path, corpus_dir),
         title=title,
         text=body,
         site=field("site"),
@@ -49,6 +48,11 @@ def load_document(path: Path, corpus_dir: Path) -> Document:
         source=field("source"),
         disclaimer=field("disclaimer"),
     )
+
+
+def doc_id(path: Path, corpus_dir: Path) -> str:
+    """An article's id: its path below the corpus folder, without ``.md`` (e.g. ``gym/knees``)."""
+    return path.relative_to(corpus_dir).with_suffix("").as_posix()
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:
@@ -62,6 +66,5 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
 def corpus_fingerprint(corpus_dir: Path) -> dict[str, str]:
     """Content hash of every article, keyed by document id: cheap enough to check at every start."""
     return {
-        path.relative_to(corpus_dir).with_suffix("").as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in article_paths(corpus_dir)
+        doc_id(path, corpus_dir): hashlib.sha256(path.read_bytes()).hexdigest() for path in article_paths(corpus_dir)
     }

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.cache import CountingLRU
 from bot.chunking import CHUNKER_VERSION, chunk_document
-from bot.corpus import article_paths, corpus_fingerprint, load_document
+from bot.corpus import article_paths, corpus_fingerprint, doc_id, load_document
 from bot.lexical import LexicalIndex
 from bot.settings import Settings
 from bot.types import Chunk, Sentence
@@ -174,8 +174,8 @@ class ChunkTable(Mapping[str, Chunk]):
         """The records of ``ids`` that belong to this version, in one store round trip for the uncached ones."""
         wanted = [i for i in dict.fromkeys(ids) if i in self._live]
         missing = [i for i in wanted if not self.cache.contains(i)]
-        for start in range(0, len(missing), 5000):
-            found = self._store.get(ids=missing[start : start + 5000], include=["metadatas"])  # type: ignore[attr-defined]
+        for batch in _in_batches(missing):
+            found = self._store.get(ids=batch, include=["metadatas"])  # type: ignore[attr-defined]
             for chunk_id, record in zip(found["ids"], found["metadatas"], strict=True):
                 self.cache.put(chunk_id, _chunk(chunk_id, record))
         return {i: chunk for i in wanted if (chunk := self.cache.peek(i)) is not None}
@@ -401,21 +401,15 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
     # Only articles whose content hash changed are read, chunked and embedded.
     fingerprint = corpus_fingerprint(settings.corpus_dir)
     indexed = previous.documents if previous else {}
-    changed = [
-        p
-        for p in article_paths(settings.corpus_dir)
-        if _doc_id(settings, p) not in indexed
-        or indexed[_doc_id(settings, p)].sha256 != fingerprint[_doc_id(settings, p)]
-    ]
-    new_chunks = [
-        c for p in changed for c in chunk_document(load_document(p, settings.corpus_dir), settings.chunk_max_chars)
-    ]
-    documents = {doc_id: indexed[doc_id] for doc_id in fingerprint if doc_id in indexed}
-    for path in changed:
-        doc_id = _doc_id(settings, path)
-        documents[doc_id] = DocumentEntry(
-            sha256=fingerprint[doc_id], chunk_ids=[c.chunk_id for c in new_chunks if c.doc_id == doc_id]
-        )
+    paths = {doc_id(p, settings.corpus_dir): p for p in article_paths(settings.corpus_dir)}
+    changed = [d for d in paths if d not in indexed or indexed[d].sha256 != fingerprint[d]]
+    chunks_of = {
+        d: chunk_document(load_document(paths[d], settings.corpus_dir), settings.chunk_max_chars) for d in changed
+    }
+    new_chunks = [c for chunks in chunks_of.values() for c in chunks]
+    documents = {d: indexed[d] for d in fingerprint if d in indexed}
+    for d, chunks in chunks_of.items():
+        documents[d] = DocumentEntry(sha256=fingerprint[d], chunk_ids=[c.chunk_id for c in chunks])
     live = {i for entry in indexed.values() for i in entry.chunk_ids}
     wanted = {i for entry in documents.values() for i in entry.chunk_ids}
     if not wanted:
@@ -424,7 +418,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         raise CorpusError(f"The corpus folder {settings.corpus_dir} has no Markdown (.md) articles.")
     fresh = [c for c in new_chunks if c.chunk_id not in live]
     if previous is not None and not fresh and wanted == live:
-        _delete_vectors(_collections(client, settings), sorted(pending - live))  # an abandoned build's leftovers
+        _delete_vectors(collections, sorted(pending - live))  # an abandoned build's leftovers
         files.pending.unlink(missing_ok=True)
         return BuildReport(
             added=0,
@@ -445,20 +439,22 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         collections["sentences"], [sid for sid, (c, _) in sentences.items() if c.chunk_id in pending]
     )
     text_todo = [c for c in fresh if c.chunk_id not in have_text]
-    sentence_todo = [sid for sid in sentences if sid not in have_sentences]
+    sentence_rows = [
+        (sid, c.sentence_text(s), {"chunk_id": c.chunk_id})
+        for sid, (c, s) in sentences.items()
+        if sid not in have_sentences
+    ]
     _write_pending(files, model, dim, pending | {c.chunk_id for c in fresh})
 
     from tqdm import tqdm
 
     embedding_started = time.perf_counter()
-    total = len(text_todo) + len(sentence_todo)
+    total = len(text_todo) + len(sentence_rows)
     with tqdm(total=total, unit="text", desc="Embedding", disable=not show_progress or total == 0) as bar:
         _embed_into(
             collections["text"], [(c.chunk_id, c.plain_text, _record(c)) for c in text_todo], embeddings, bar.update
         )
-        todo = set(sentence_todo)
-        rows = [(sid, c.sentence_text(s), {"chunk_id": c.chunk_id}) for sid, (c, s) in sentences.items() if sid in todo]
-        _embed_into(collections["sentences"], rows, embeddings, bar.update)
+        _embed_into(collections["sentences"], sentence_rows, embeddings, bar.update)
     embedding_seconds = time.perf_counter() - embedding_started
 
     stale = sorted((live | pending) - wanted)
@@ -501,10 +497,6 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         version=version,
         rebuilt_from_scratch=from_scratch,
     )
-
-
-def _doc_id(settings: Settings, path: Path) -> str:
-    return path.relative_to(settings.corpus_dir).with_suffix("").as_posix()
 
 
 def _embed_into(
@@ -605,7 +597,7 @@ def open_index(
     try:
         return load_index(settings, embeddings, manifest)
     except Exception as error:  # a damaged part, whatever the library raises
-        if settings.chroma_url and _is_connection_error(error):
+        if store_unreachable(settings, error):
             raise IndexUnavailable(f"The Chroma server at {settings.chroma_url} is unreachable.") from error
         if not rebuild:
             raise IndexUnavailable(f"The index in {settings.index_dir} is damaged ({error}).") from error
