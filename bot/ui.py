@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from bot.compose import EXAMPLE_QUESTIONS
-from bot.feedback import Feedback
+from bot.feedback import MAX_COMMENT_CHARS, Feedback
 from bot.pipeline import DISCLAIMER
 from bot.ratelimit import RateLimited
 from bot.render import (
@@ -47,14 +47,27 @@ log = logging.getLogger("bot.ui")
 class Conversation:
     """One visitor's conversation: what the engine needs, what the page shows, and what was rated."""
 
-    #: Plain-text turns for ``Engine.ask`` (questions as typed, answers' Markdown).
-    history: list[dict[str, str]] = field(default_factory=list)
     #: The chat as shown: alternating question and reply HTML.
     messages: list[dict[str, str]] = field(default_factory=list)
     #: One entry per reply (``None`` for the page's own notices); reply ``k`` is message ``2k + 1``.
     answers: list[Answer | None] = field(default_factory=list)
     #: The last stored rating, which a comment is attached to.
     feedback_id: int | None = None
+
+    def history(self, replies: int | None = None) -> list[dict[str, str]]:
+        """Plain-text turns for ``Engine.ask`` (questions as typed, answers' Markdown) before reply ``replies``.
+
+        Derived from the answers, so the page's own notices never shift it out of step with them.
+        """
+        return [
+            message
+            for answer in self.answers[:replies]
+            if answer is not None
+            for message in (
+                {"role": "user", "content": answer.question},
+                {"role": "assistant", "content": answer.answer},
+            )
+        ]
 
     def sourced(self) -> list[SourcedTurn]:
         """The answers that can have sources, numbered as the page numbers them."""
@@ -81,8 +94,6 @@ def build_page(bot: Services) -> gr.Blocks:
         def finish(reply: str, answer: Answer | None) -> Any:
             convo.messages[-1] = {"role": "assistant", "content": reply}
             convo.answers.append(answer)
-            if answer is not None:
-                convo.history += [{"role": "user", "content": message}, {"role": "assistant", "content": answer.answer}]
             return convo.messages, gr.skip(), convo, sources_html(convo.sourced())
 
         engine = bot.engine
@@ -96,7 +107,7 @@ def build_page(bot: Services) -> gr.Blocks:
             return
         text = ""
         try:
-            for piece in engine.stream(message, convo.history):
+            for piece in engine.stream(message, convo.history()):
                 if isinstance(piece, Answer):
                     yield finish(answer_html(piece, len(convo.answers) + 1), piece)
                 else:
@@ -115,7 +126,7 @@ def build_page(bot: Services) -> gr.Blocks:
         if answer is None or bot.store is None or bot.engine is None or liked.liked not in (True, False):
             return gr.skip(), gr.skip(), gr.skip(), convo
         rating = "up" if liked.liked is True else "down"
-        feedback = Feedback(rating=rating, history=convo.history[: 2 * reply], answer=answer)
+        feedback = Feedback(rating=rating, history=convo.history(reply), answer=answer)
         try:
             convo.feedback_id = bot.store.add(feedback, engine_version=bot.engine.version, channel="page")
         except Exception:  # a full disk or a locked database must not break the page
@@ -181,7 +192,7 @@ def build_page(bot: Services) -> gr.Blocks:
                     send = gr.Button("Ask", variant="primary", elem_id="ask", scale=2, min_width=100)
                     restart = gr.Button("New conversation", elem_id="new-conversation", scale=1, min_width=100)
                 with gr.Group(visible=False, elem_id="feedback-box") as feedback_box:
-                    comment = gr.Textbox(label="Anything to add? (optional)", lines=2, max_length=2000,
+                    comment = gr.Textbox(label="Anything to add? (optional)", lines=2, max_length=MAX_COMMENT_CHARS,
                                          elem_id="feedback-comment")  # fmt: skip
                     send_comment = gr.Button("Send comment", size="sm", elem_id="send-comment")
                 feedback_note = gr.Markdown("", elem_id="feedback-note")
