@@ -55,12 +55,17 @@ def doc_id(path: Path, corpus_dir: Path) -> str:
     return path.relative_to(corpus_dir).with_suffix("").as_posix()
 
 
-def load_corpus(corpus_dir: Path) -> list[Document]:
-    """All articles of the corpus; an empty corpus is an error, not an empty index."""
-    documents = [load_document(path, corpus_dir) for path in article_paths(corpus_dir)]
-    if not documents:
+def require_articles(corpus_dir: Path) -> list[Path]:
+    """The corpus's article paths; a missing or empty corpus is an error, not an empty index."""
+    paths = article_paths(corpus_dir)
+    if not paths:
         raise CorpusError(f"The corpus folder {corpus_dir} has no Markdown (.md) articles.")
-    return documents
+    return paths
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """All articles of the corpus (at least one)."""
+    return [load_document(path, corpus_dir) for path in require_articles(corpus_dir)]
 
 
 def corpus_fingerprint(corpus_dir: Path) -> dict[str, str]:

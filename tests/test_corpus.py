@@ -69,3 +69,12 @@ def test_fingerprint_changes_only_with_content(tmp_path: Path) -> None:
     assert corpus_fingerprint(tmp_path) == before
     (tmp_path / "a.md").write_text("Knees!\n", encoding="utf-8")
     assert corpus_fingerprint(tmp_path) != before
+
+
+def test_requiring_articles_lists_them_without_parsing_and_refuses_an_empty_folder(tmp_path: Path) -> None:
+    from bot.corpus import require_articles
+
+    with pytest.raises(CorpusError, match="no Markdown"):
+        require_articles(tmp_path)
+    (tmp_path / "broken.md").write_text("---\ntitle: [unclosed\n---\ntext\n", encoding="utf-8")
+    assert require_articles(tmp_path) == [tmp_path / "broken.md"]  # parsed only when the index is rebuilt

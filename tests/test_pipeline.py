@@ -158,3 +158,32 @@ def test_a_repeated_question_reuses_its_search_and_answers_the_same(engine: Engi
     follow_up = engine.ask("why?", [{"role": "user", "content": "Do knee sleeves help?"}])
     assert engine._resources.results.misses == searches + 1  # a different search text is searched afresh
     assert follow_up.status is Status.answered
+
+
+def test_a_tracer_passed_in_the_config_sees_the_chain_run_and_gets_the_same_answer(engine: Engine) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Recorder(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.started: list[str] = []
+            self.ended = 0
+
+        def on_chain_start(self, serialized, inputs, **kwargs) -> None:
+            self.started.append(kwargs.get("name") or "")
+
+        def on_chain_end(self, outputs, **kwargs) -> None:
+            self.ended += 1
+
+    recorder = Recorder()
+    question = "Where should my feet go on the platform?"
+    traced = engine.chain.invoke(engine._turn(question, []), config={"callbacks": [recorder]})
+    plain = engine.ask(question)
+    assert recorder.started == ["answer"] and recorder.ended == 1
+    assert traced.model_dump(exclude={"timings_ms"}) == plain.model_dump(exclude={"timings_ms"})
+    assert {"screen", "retrieve", "triage", "compose", "guard", "total"} <= set(traced.timings_ms)
+
+
+def test_a_screened_request_skips_retrieval_but_still_gets_the_disclaimer(engine: Engine) -> None:
+    answer = engine.ask("x" * (engine.settings.max_question_chars + 1))
+    assert answer.status is Status.invalid and answer.answer.endswith(DISCLAIMER)
+    assert "triage" not in answer.timings_ms and answer.timings_ms["retrieve"] == 0.0
