@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -171,16 +172,11 @@ class Services:
         if fields is not None:
             fields.update(answer_status=answer.status.value, reason=answer.reason, timings_ms=answer.timings_ms)
 
-    async def load_when_store_returns(self) -> None:
+    async def load_when_store_returns(self, embeddings: Any) -> None:
         """Load the engine once the Chroma server answers again (it was unreachable at start-up)."""
-        from bot.embedding import load_embeddings
-        from bot.index import open_index
         from bot.pipeline import Engine
 
         settings = self.settings
-        embeddings = await anyio.to_thread.run_sync(
-            lambda: load_embeddings(settings.embedding_model, threads=settings.torch_threads)
-        )
         delay = 1.0
         while self.engine is None:
             await anyio.sleep(delay)
@@ -188,11 +184,10 @@ class Services:
             if not await anyio.to_thread.run_sync(self.store_reachable):
                 continue
             try:
-                index = await anyio.to_thread.run_sync(lambda: open_index(settings, embeddings))
+                self.engine = await anyio.to_thread.run_sync(lambda: Engine.load(settings, embeddings=embeddings))
             except Exception as error:
                 log.warning("Still cannot open the index (%s); retrying in %.0f s.", error, delay)
                 continue
-            self.engine = Engine(settings, index, embeddings)
             metrics.set_index_version(self.engine.index.manifest.version)
             log.warning("The Chroma server at %s is back; answering from index v%d.", settings.chroma_url,
                         self.engine.index.manifest.version)  # fmt: skip
@@ -206,13 +201,17 @@ class Services:
         return self.engine, self.store
 
 
-def services(request: Request) -> Services:
+# The dependencies are ``async`` because none of them blocks: FastAPI runs a plain ``def`` dependency in a
+# worker thread, three thread hops per question for nothing.
+
+
+async def services(request: Request) -> Services:
     """The app's services (a FastAPI dependency)."""
     found: Services = request.app.state.bot
     return found
 
 
-def loaded(bot: Services = Depends(services)) -> tuple[Engine, FeedbackStore]:  # noqa: B008 - FastAPI idiom
+async def loaded(bot: Services = Depends(services)) -> tuple[Engine, FeedbackStore]:  # noqa: B008 - FastAPI idiom
     """The engine and feedback store, or a 503 before they are loaded (checked before any response starts)."""
     return bot.loaded()
 
@@ -222,7 +221,7 @@ def client_key(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def rate_limit(request: Request, bot: Services = Depends(services)) -> None:  # noqa: B008 - FastAPI idiom
+async def rate_limit(request: Request, bot: Services = Depends(services)) -> None:  # noqa: B008 - FastAPI idiom
     """Count the request against the client's limits and its embedding site's daily cap."""
     bot.limiter.hit(client_key(request), request.scope.get("state", {}).get("embed_origin"))
 
@@ -404,9 +403,11 @@ async def _rate_limited(request: Request, error: Exception) -> Response:
     return _json_error(429, "rate_limited", error.message, {"Retry-After": str(error.retry_after)})
 
 
+NOT_READY_MESSAGE = "The coach is still starting up. Please try again in a few seconds."
+
+
 async def _not_ready(request: Request, error: Exception) -> Response:
-    return _json_error(503, "not_ready", "The coach is still starting up. Please try again in a few seconds.",
-                       {"Retry-After": "5"}, disclaimer=True)  # fmt: skip
+    return _json_error(503, "not_ready", NOT_READY_MESSAGE, {"Retry-After": "5"}, disclaimer=True)
 
 
 _STORE_MESSAGE = (
@@ -540,9 +541,14 @@ def unknown(path: str) -> None:
     raise StarletteHTTPException(404)
 
 
+@lru_cache(maxsize=1)
+def _widget_script() -> str:
+    return files("bot.web").joinpath("widget.js").read_text(encoding="utf-8")
+
+
 def widget_js() -> Response:
     """The embeddable chat widget (see README, "Embed in your site")."""
-    script = files("bot.web").joinpath("widget.js").read_text(encoding="utf-8")
+    script = _widget_script()
     headers = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}
     return Response(script, media_type="text/javascript; charset=utf-8", headers=headers)
 
@@ -565,11 +571,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         bot.slots = anyio.CapacityLimiter(settings.worker_threads)
         retry: asyncio.Task[None] | None = None
         if bot.engine is None:
+            from bot.embedding import load_embeddings
             from bot.index import store_unreachable
             from bot.pipeline import Engine
 
+            embeddings = await anyio.to_thread.run_sync(
+                lambda: load_embeddings(settings.embedding_model, threads=settings.torch_threads)
+            )
             try:
-                bot.engine = await anyio.to_thread.run_sync(Engine.load, settings)
+                bot.engine = await anyio.to_thread.run_sync(lambda: Engine.load(settings, embeddings=embeddings))
             except Exception as error:
                 if not store_unreachable(settings, error):
                     raise
@@ -577,7 +587,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 log.warning("The Chroma server at %s is unreachable; answering 503 until it is back.",
                             settings.chroma_url)  # fmt: skip
                 bot.store_failed()
-                retry = asyncio.get_running_loop().create_task(bot.load_when_store_returns())
+                retry = asyncio.get_running_loop().create_task(bot.load_when_store_returns(embeddings))
         if bot.engine is not None:
             metrics.set_index_version(bot.engine.index.manifest.version)
         bot.store = await anyio.to_thread.run_sync(

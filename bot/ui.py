@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
+from bot.api import NOT_READY_MESSAGE
 from bot.compose import EXAMPLE_QUESTIONS
 from bot.feedback import MAX_COMMENT_CHARS, Feedback
 from bot.pipeline import DISCLAIMER
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from bot.api import Services
 
 TITLE = "Knee-pain coach"
-_NOT_READY = "The coach is still starting up. Please try again in a few seconds."
 _FAILED = "Sorry — something went wrong while answering. Please try again."
 _RATING_FAILED = "Sorry — your rating could not be saved just now. Please try again later."
 log = logging.getLogger("bot.ui")
@@ -98,7 +98,7 @@ def build_page(bot: Services) -> gr.Blocks:
 
         engine = bot.engine
         if engine is None:
-            yield finish(notice_html(_NOT_READY), None)
+            yield finish(notice_html(NOT_READY_MESSAGE), None)
             return
         try:
             bot.limiter.hit(_client(request))
@@ -109,6 +109,7 @@ def build_page(bot: Services) -> gr.Blocks:
         try:
             for piece in engine.stream(message, convo.history()):
                 if isinstance(piece, Answer):
+                    bot.answered(piece)
                     yield finish(answer_html(piece, len(convo.answers) + 1), piece)
                 else:
                     text += piece
@@ -222,12 +223,14 @@ def build_page(bot: Services) -> gr.Blocks:
         def ask(message: str, history: list[dict[str, str]], request: gr.Request) -> dict[str, Any]:
             """Answer ``message`` in the context of ``history`` ({"role", "content"} turns): the Answer JSON."""
             if bot.engine is None:
-                raise gr.Error(_NOT_READY)
+                raise gr.Error(NOT_READY_MESSAGE)
             try:
                 bot.limiter.hit(_client(request))
             except RateLimited as limited:
                 raise gr.Error(limited.message) from None
-            return bot.engine.ask(message, history or []).model_dump(mode="json")
+            answer = bot.engine.ask(message, history or [])
+            bot.answered(answer)
+            return answer.model_dump(mode="json")
 
         gr.api(ask, api_name="ask", concurrency_id="answers")
     page.queue(default_concurrency_limit=bot.settings.worker_threads)
