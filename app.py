@@ -54,18 +54,21 @@ def _announce_when_ready(settings: Settings) -> threading.Event:
     return seen
 
 
-def _metrics_dir() -> Path:
-    """A fresh folder for the workers' Prometheus metrics (prometheus-client's multiprocess mode)."""
+def _metrics_dir() -> tuple[Path, bool]:
+    """A fresh folder for the workers' Prometheus metrics (prometheus-client's multiprocess mode).
+
+    Returns the folder and whether it was created here (and so is deleted on exit).
+    """
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if configured:  # the operator's folder: last run's files must not be added to this run's
         folder = Path(configured)
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob("*.db"):
             stale.unlink()
-        return folder
+        return folder, False
     folder = Path(tempfile.mkdtemp(prefix="bot-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)  # inherited by the workers
-    return folder
+    return folder, True
 
 
 def main() -> None:
@@ -102,11 +105,11 @@ def main() -> None:
         if not server.started:
             raise SystemExit(1)
         return
-    metrics_dir = _metrics_dir()
+    metrics_dir, created = _metrics_dir()
     try:
         uvicorn.run("bot.api:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
     finally:
-        if "bot-metrics-" in metrics_dir.name:
+        if created:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     if not ready.is_set():  # the workers failed to start (their errors are logged above)
         raise SystemExit(1)

@@ -84,3 +84,19 @@ def test_feedback_export_writes_thumbs_down_cases(tmp_path: Path) -> None:
 
     data = yaml.safe_load(target.read_text(encoding="utf-8"))
     assert [c["question"] for c in data["cases"]] == ["Why so vague?"] and json.dumps(data)
+
+
+def test_an_operators_metrics_folder_is_emptied_of_old_runs_but_never_deleted(tmp_path: Path, monkeypatch) -> None:
+    import app
+
+    folder = tmp_path / "bot-metrics-prod"  # named like the folders app.py makes for itself
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"last run")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    assert app._metrics_dir() == (folder, False)
+    assert list(folder.iterdir()) == []
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    own, created = app._metrics_dir()
+    assert created and own.is_dir() and os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(own)
+    own.rmdir()
