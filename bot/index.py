@@ -46,7 +46,9 @@ log = logging.getLogger("bot.index")
 
 #: The vector stores of an index: each passage, and each quotable sentence on its own.
 VIEWS = ("text", "sentences")
-_BATCH = 128
+#: Texts embedded per step of a build. Sorted by length first, a step's model batches hold texts of about one
+#: length (little padding); it is small enough that its vectors as Python lists stay well under 100 MB.
+_EMBED_GROUP = 2048
 _COSINE: Any = {"hnsw": {"space": "cosine"}}
 _STORE_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -110,7 +112,9 @@ class BuildReport:
     chunk_count: int
     embedded_texts: int
     seconds: float
+    #: Time in the embedding model, and in the vector store writing (and HNSW-indexing) its vectors.
     embedding_seconds: float
+    store_seconds: float
     version: int
     rebuilt_from_scratch: bool = False
 
@@ -428,6 +432,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
             embedded_texts=0,
             seconds=time.perf_counter() - started,
             embedding_seconds=0.0,
+            store_seconds=0.0,
             version=previous.version,
         )
 
@@ -448,14 +453,14 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
 
     from tqdm import tqdm
 
-    embedding_started = time.perf_counter()
     total = len(text_todo) + len(sentence_rows)
     with tqdm(total=total, unit="text", desc="Embedding", disable=not show_progress or total == 0) as bar:
-        _embed_into(
-            collections["text"], [(c.chunk_id, c.plain_text, _record(c)) for c in text_todo], embeddings, bar.update
-        )
-        _embed_into(collections["sentences"], sentence_rows, embeddings, bar.update)
-    embedding_seconds = time.perf_counter() - embedding_started
+        spent = [
+            _embed_into(collections["text"], [(c.chunk_id, c.plain_text, _record(c)) for c in text_todo],
+                        embeddings, bar.update),
+            _embed_into(collections["sentences"], sentence_rows, embeddings, bar.update),
+        ]  # fmt: skip
+    embedding_seconds, store_seconds = (sum(part) for part in zip(*spent, strict=True))
 
     stale = sorted((live | pending) - wanted)
     version = previous.version + 1 if previous else 1
@@ -494,6 +499,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         embedded_texts=total,
         seconds=time.perf_counter() - started,
         embedding_seconds=embedding_seconds,
+        store_seconds=store_seconds,
         version=version,
         rebuilt_from_scratch=from_scratch,
     )
@@ -504,17 +510,32 @@ def _embed_into(
     rows: list[tuple[str, str, dict[str, Any]]],
     embeddings: Embeddings,
     progress: Callable[[int], None],
-) -> None:
-    for start in range(0, len(rows), _BATCH):
-        batch = rows[start : start + _BATCH]
-        texts = [text for _, text, _ in batch]
+) -> tuple[float, float]:
+    """Embed ``rows`` (id, text, metadata) into ``collection``; the seconds spent in the model and in the store.
+
+    Texts go to the model longest first, as sentence-transformers orders one big encode: batches of texts of
+    one length waste nothing on padding (batches in corpus order ran at 73 % of the bare encode rate). Each
+    group is written before the next is embedded rather than beside it: the store's HNSW inserts use both
+    cores too, and running the two at once made the model's threads wait on each other.
+    """
+    ordered = sorted(rows, key=lambda row: -len(row[1]))
+    model_seconds = store_seconds = 0.0
+    for start in range(0, len(ordered), _EMBED_GROUP):
+        group = ordered[start : start + _EMBED_GROUP]
+        texts = [text for _, text, _ in group]
+        started = time.perf_counter()
+        vectors = embeddings.embed_documents(texts)
+        embedded = time.perf_counter()
         collection.add(
-            ids=[i for i, _, _ in batch],
-            embeddings=embeddings.embed_documents(texts),
+            ids=[i for i, _, _ in group],
+            embeddings=vectors,
             documents=texts,
-            metadatas=[meta for _, _, meta in batch],
+            metadatas=[meta for _, _, meta in group],
         )
-        progress(len(batch))
+        model_seconds += embedded - started
+        store_seconds += time.perf_counter() - embedded
+        progress(len(group))
+    return model_seconds, store_seconds
 
 
 def _existing(collection: Any, ids: list[str]) -> set[str]:

@@ -162,3 +162,58 @@ def test_a_running_engine_switches_to_a_newer_version_without_restarting(setting
     assert engine.refresh(force=True)
     assert engine.index.manifest.version == 2
     assert "good knee sleeves" in engine.ask("Do knee sleeves help?").answer.lower()
+
+
+class LengthEmbeddings(Embeddings):
+    """A vector that says which text it was made from (its length and first letter), recording each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return [[float(len(t)), float(ord(t[0])), 1.0] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def test_a_build_embeds_longest_first_in_groups_and_stores_each_text_with_its_own_vector(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import chromadb
+
+    import bot.index
+
+    monkeypatch.setattr(bot.index, "_EMBED_GROUP", 4)
+    collection = chromadb.PersistentClient(path=str(tmp_path / "chroma")).create_collection("texts")
+    rows = [(f"id{n}", chr(ord("a") + n % 26) * (1 + (n * 7) % 11), {"n": n}) for n in range(10)]
+    model, progress = LengthEmbeddings(), []
+    model_seconds, store_seconds = bot.index._embed_into(collection, rows, model, progress.append)
+
+    assert model_seconds > 0 and store_seconds > 0
+    assert [len(call) for call in model.calls] == [4, 4, 2] and progress == [4, 4, 2]
+    lengths = [len(text) for call in model.calls for text in call]
+    assert lengths == sorted(lengths, reverse=True)  # similar lengths share a batch: little padding
+    stored = collection.get(ids=[i for i, _, _ in rows], include=["embeddings", "documents", "metadatas"])
+    for chunk_id, vector, document, meta in zip(
+        stored["ids"], stored["embeddings"], stored["documents"], stored["metadatas"], strict=True
+    ):
+        n = int(chunk_id[2:])
+        assert document == rows[n][1] and meta == {"n": n}
+        assert list(vector) == [float(len(document)), float(ord(document[0])), 1.0]
+
+
+def test_a_failed_store_write_stops_the_build(tmp_path: Path, monkeypatch) -> None:
+    import bot.index
+
+    class RefusingCollection:
+        def add(self, **kwargs) -> None:
+            raise OSError("disk full")
+
+    monkeypatch.setattr(bot.index, "_EMBED_GROUP", 2)
+    model = LengthEmbeddings()
+    rows = [(f"id{n}", "x" * (n + 1), {}) for n in range(6)]
+    with pytest.raises(OSError, match="disk full"):
+        bot.index._embed_into(RefusingCollection(), rows, model, lambda n: None)
+    assert len(model.calls) == 1  # stopped at the first group, not after embedding everything
