@@ -30,7 +30,7 @@ def _local_url(settings: Settings) -> str:
 
 
 def _announce_when_ready(settings: Settings) -> threading.Event:
-    """Print the address once a worker's ``/api/health`` answers 200 (from a daemon thread); returns "seen"."""
+    """Print the address once a worker answers and serves its chat page (from a daemon thread); returns "seen"."""
     seen = threading.Event()
 
     def watch() -> None:
@@ -40,9 +40,10 @@ def _announce_when_ready(settings: Settings) -> threading.Event:
         with httpx.Client(timeout=2) as client:
             while True:
                 try:
-                    if client.get(f"{url}/api/health").status_code == 200:
+                    health = client.get(f"{url}/api/health")
+                    if health.status_code == 200 and health.json().get("page") != "starting":
                         break
-                except httpx.HTTPError:
+                except (httpx.HTTPError, ValueError):
                     pass
                 time.sleep(0.1)
         seen.set()

@@ -28,6 +28,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import metrics
@@ -89,6 +90,11 @@ class Health(BaseModel):
     store: str = Field(description="Where the vectors live: the embedded store or the Chroma server's URL.")
     composer: str = Field(description="How answers are written (`extractive`, or the chat model).")
     worker: int = Field(description="Process id of the worker that answered (several may serve one port).")
+    page: str = Field(
+        "off",
+        description="The chat page: `starting` while it is built (the API answers already), `ready`, `failed`, "
+        "or `off` when this app serves no page.",
+    )
 
 
 class FeedbackReceipt(BaseModel):
@@ -131,6 +137,7 @@ class Services:
         self.slots: anyio.CapacityLimiter | None = None
         self._store_ok = True
         self._store_checked_until = 0.0
+        self.page = "off"
 
     @property
     def ready(self) -> bool:
@@ -449,7 +456,7 @@ def health(bot: Services = Depends(services)) -> Response:  # noqa: B008
 
     settings = bot.settings
     found = Health(status="starting", store=store_description(settings), composer=settings.composer,
-                   worker=os.getpid())  # fmt: skip
+                   worker=os.getpid(), page=bot.page)  # fmt: skip
     engine = bot.engine
     if engine is not None:
         try:
@@ -559,7 +566,7 @@ def widget_js() -> Response:
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None, page: bool = True) -> FastAPI:
     """The whole web app. ``engine``: an already loaded engine (tests); otherwise ``lifespan`` loads one.
 
-    ``page=False`` leaves out the Gradio chat page (and the seconds it takes to import).
+    The chat page is built once the API is ready (see ``_serve_page``); ``page=False`` leaves it out.
     """
     from fastapi_offline import FastAPIOffline
 
@@ -594,9 +601,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             lambda: FeedbackStore.open(settings.data_dir, retention_days=settings.feedback_retention_days)
         )
         metrics.set_ready(bot.ready)
+        stopping = anyio.Event()
+        page_task = asyncio.get_running_loop().create_task(_serve_page(app, bot, stopping)) if page else None
         try:
             yield {}
         finally:
+            stopping.set()
+            if page_task is not None:
+                await page_task
             if retry is not None:
                 retry.cancel()
             store, bot.store = bot.store, None
@@ -628,10 +640,56 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(router)
     app.add_api_route(WIDGET_PATH, widget_js, methods=["GET"], include_in_schema=False)
     if page:
+        bot.page = "starting"
+        app.router.routes.append(Route("/", _page_starting, methods=["GET", "HEAD"], name=_STARTING_ROUTE))
+    return app
+
+
+_STARTING_ROUTE = "chat-page-starting"
+_PLACEHOLDER_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
+<title>Knee-pain coach</title></head><body style="font-family: system-ui, sans-serif; margin: 2rem">
+<p role="status">{message}</p></body></html>"""
+
+
+async def _page_starting(request: Request) -> Response:
+    """``/`` for the seconds between the API being ready and the chat page being built (or failing to be)."""
+    if request.app.state.bot.page == "failed":
+        message, refresh = "The chat page is unavailable right now. Please try again later.", ""
+    else:
+        message = "The knee-pain coach is starting up. This page reloads by itself in a moment."
+        refresh = '<meta http-equiv="refresh" content="1">'
+    headers = {"Retry-After": "1", "Cache-Control": "no-store"}
+    html = _PLACEHOLDER_HTML.format(refresh=refresh, message=message)
+    return Response(html, status_code=503, media_type="text/html; charset=utf-8", headers=headers)
+
+
+async def _serve_page(app: FastAPI, bot: Services, stopping: anyio.Event) -> None:
+    """Build the Gradio chat page, put it at ``/`` in place of the "starting" page, and run it until shutdown.
+
+    Importing Gradio takes seconds, more than loading the engine; doing it after start-up lets ``/api/health``
+    say ready (and the API and widget answer) that much sooner. The import runs in a worker thread so the
+    event loop keeps serving meanwhile.
+    """
+
+    def build() -> Any:
         from bot.ui import mount_page
 
-        mount_page(app, bot)
-    return app
+        return mount_page(app, bot)
+
+    try:
+        page = await anyio.to_thread.run_sync(build)
+        async with page.router.lifespan_context(page):  # what Gradio's mount would run at start-up
+            blocks = page.get_blocks()
+            blocks.run_startup_events()
+            await blocks.run_extra_startup_events()
+            app.router.routes[:] = [r for r in app.router.routes if getattr(r, "name", None) != _STARTING_ROUTE]
+            bot.page = "ready"
+            log.info("The chat page is ready.")
+            await stopping.wait()
+    except Exception:
+        bot.page = "failed"
+        log.exception("The chat page could not be built; the API keeps answering.")
 
 
 def worker_app() -> FastAPI:

@@ -237,8 +237,11 @@ def build_page(bot: Services) -> gr.Blocks:
     return page
 
 
-def mount_page(app: FastAPI, bot: Services) -> None:
-    """Mount the chat page at ``/`` on ``app`` (after the API routes, which keep precedence)."""
+def mount_page(app: FastAPI, bot: Services) -> Any:
+    """Mount the chat page at ``/`` on ``app`` (after the API routes, which keep precedence); returns its app.
+
+    Gradio's start-up (its queue) is left to the caller: the page is mounted after the server started.
+    """
     web = files("bot.web")
     gr.mount_gradio_app(
         app,
@@ -255,3 +258,4 @@ def mount_page(app: FastAPI, bot: Services) -> None:
         css=web.joinpath("page.css").read_text(encoding="utf-8"),
         head=f"<script>{web.joinpath('page.js').read_text(encoding='utf-8')}</script>",
     )
+    return app.router.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added

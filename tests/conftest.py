@@ -105,6 +105,19 @@ class ThreadedServer:
             time.sleep(0.05)
         return self
 
+    def wait_for_page(self, timeout: float = 60) -> None:
+        """Until ``/api/health`` says the chat page is built (it is, a moment after the API is ready)."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while (page := httpx.get(f"{self.url}/api/health", timeout=5).json()["page"]) == "starting":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the chat page was not built in time")
+            time.sleep(0.05)
+        assert page == "ready", f"the chat page is {page}"
+
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
@@ -168,6 +181,7 @@ def live_server(live_settings: Settings, engine, site_ports):
     from bot.api import create_app
 
     with ThreadedServer(create_app(live_settings, engine=engine), site_ports["bot"]) as server:
+        server.wait_for_page()
         yield server
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,6 +76,50 @@ def test_health_is_not_ready_before_lifespan_has_loaded_anything(web_settings: S
     app = create_app(web_settings, engine=engine, page=False)
     response = TestClient(app).get("/api/health")  # no `with`: lifespan has not run
     assert response.status_code == 503 and response.json()["status"] == "starting"
+
+
+def wait_for_page(client: TestClient, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while (page := client.get("/api/health").json()["page"]) == "starting" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return page
+
+
+def test_the_api_answers_while_the_chat_page_is_still_being_built(web_settings: Settings, engine,
+                                                                   monkeypatch) -> None:  # fmt: skip
+    import bot.ui
+
+    built, mount_page = threading.Event(), bot.ui.mount_page
+    monkeypatch.setattr(bot.ui, "mount_page", lambda *args: built.wait(30) and mount_page(*args))
+    with TestClient(create_app(web_settings, engine=engine)) as client:
+        health = client.get("/api/health")
+        assert health.status_code == 200 and health.json()["page"] == "starting"
+        assert client.post("/api/chat", json={"message": "Do knee sleeves help?"}).status_code == 200
+        waiting = client.get("/?embed=1")
+        assert waiting.status_code == 503 and waiting.headers["retry-after"] == "1"
+        assert 'http-equiv="refresh"' in waiting.text and "starting up" in waiting.text
+
+        built.set()
+        assert wait_for_page(client) == "ready"
+        page = client.get("/?embed=1")
+        assert page.status_code == 200 and "gradio" in page.text and "starting up" not in page.text
+        assert client.get("/api/nothing-here").headers["content-type"].startswith("application/json")
+
+
+def test_a_chat_page_that_cannot_be_built_leaves_the_api_answering(web_settings: Settings, engine,
+                                                                   monkeypatch) -> None:  # fmt: skip
+    import bot.ui
+
+    def broken(*args) -> None:
+        raise RuntimeError("no page today")
+
+    monkeypatch.setattr(bot.ui, "mount_page", broken)
+    with TestClient(create_app(web_settings, engine=engine)) as client:
+        assert wait_for_page(client) == "failed"
+        assert client.get("/api/health").status_code == 200
+        assert client.post("/api/chat", json={"message": "Do knee sleeves help?"}).status_code == 200
+        page = client.get("/")
+        assert page.status_code == 503 and "unavailable" in page.text and "refresh" not in page.text
 
 
 @pytest.mark.parametrize("path", ["/api/chat", "/api/chat/stream"])

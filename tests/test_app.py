@@ -40,9 +40,13 @@ def test_app_serves_the_page_and_api_and_keeps_feedback_when_stopped(index_setti
                     time.sleep(0.1)
             ready_after = time.monotonic() - started
             print(f"start to ready: {ready_after:.2f} s")
+            answer = client.post("/api/chat", json={"message": "How often should I do leg press?"}).json()
+            while (health := client.get("/api/health").json())["page"] == "starting":
+                assert time.monotonic() - started < 120, "the chat page was not built within 120 s"
+                time.sleep(0.1)
+            assert health["page"] == "ready"
             page = client.get("/")
             assert page.status_code == 200 and "Knee-pain coach" in page.text and "gradio" in page.text
-            answer = client.post("/api/chat", json={"message": "How often should I do leg press?"}).json()
             rated = client.post("/api/feedback", json={"rating": "down", "comment": "kept?", "answer": answer})
             assert rated.status_code == 201
     finally:
