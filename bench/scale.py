@@ -32,27 +32,26 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bare_encode_rate(model_path: Path, texts: list[str]) -> float:
-    """Texts/s of ``SentenceTransformer.encode`` alone (the same model files), same batch size as indexing."""
+def bare_model(model_path: Path):
+    """The same model files loaded by sentence-transformers alone (the baseline), warmed up."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(model_path), device="cpu")
-    model.encode(texts[:64], batch_size=32)  # warm-up
-    started = time.perf_counter()
-    model.encode(texts, batch_size=32, normalize_embeddings=True)
-    return len(texts) / (time.perf_counter() - started)
+    model.encode(["warm-up"] * 64, batch_size=32)
+    return model
 
 
-def same_texts_ratio(model_path: Path, embeddings, texts: list[str], rounds: int = 3) -> float:
+def bare_encode_rate(model, texts: list[str]) -> float:
+    """Texts/s of ``SentenceTransformer.encode`` alone, same batch size as indexing."""
+    return len(texts) / (timed(partial(model.encode, texts, batch_size=32, normalize_embeddings=True))[1] / 1000)
+
+
+def same_texts_ratio(model, embeddings, texts: list[str], rounds: int = 3) -> float:
     """Our embedding path's rate over bare sentence-transformers' on the same texts (median of ``rounds``).
 
     The two alternate, so a machine whose speed drifts during the run slows both alike.
     """
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(model_path), device="cpu")
-    model.encode(texts[:64], batch_size=32)  # warm-up
-    embeddings.embed_documents(texts[:64])
+    embeddings.embed_documents(texts[:64])  # warm-up
     ratios = []
     for _ in range(rounds):
         bare_ms = timed(partial(model.encode, texts, batch_size=32, normalize_embeddings=True))[1]
@@ -94,20 +93,20 @@ def measure_build(settings, embeddings, paths: list[Path], sample_articles: int)
     rss_before = rss_mb()
     sample = [c for p in paths[:sample_articles] for c in chunk_document(load_document(p, settings.corpus_dir))]
     texts = [c.plain_text for c in sample] + [c.sentence_text(s) for c in sample for _, s in quotable_sentences(c)]
-    model_path = resolve_model_path(settings.embedding_model)
-    bare_before = bare_encode_rate(model_path, texts)
-    alternating = same_texts_ratio(model_path, embeddings, texts)
+    bare = bare_model(resolve_model_path(settings.embedding_model))
+    bare_before = bare_encode_rate(bare, texts)
+    alternating = same_texts_ratio(bare, embeddings, texts)
 
     report = build_index(settings, embeddings, show_progress=True)
     peak_rss = rss_mb()
-    bare_after = bare_encode_rate(model_path, texts)
-    bare = max(bare_before, bare_after)
+    bare_after = bare_encode_rate(bare, texts)
+    baseline = max(bare_before, bare_after)
     ours = report.embedded_texts / report.embedding_seconds
     end_to_end = report.embedded_texts / (report.embedding_seconds + report.store_seconds)
     print(
         f"build: {report.chunk_count} passages in {report.seconds:.0f} s; embedding {ours:.0f} texts/s vs bare "
-        f"{bare:.0f} texts/s ({ours / bare:.0%}); with the store's writes {end_to_end:.0f} texts/s; on the same "
-        f"{len(texts)} texts, alternating with bare: {alternating:.0%}"
+        f"{baseline:.0f} texts/s ({ours / baseline:.0%}); with the store's writes {end_to_end:.0f} texts/s; "
+        f"on the same {len(texts)} texts, alternating with bare: {alternating:.0%}"
     )
     return {
         "passages": report.chunk_count,
@@ -117,9 +116,9 @@ def measure_build(settings, embeddings, paths: list[Path], sample_articles: int)
         "embedding_seconds": round(report.embedding_seconds, 1),
         "store_write_seconds": round(report.store_seconds, 1),
         "embedding_texts_per_s": round(ours, 1),
-        "bare_encode_texts_per_s": round(bare, 1),
+        "bare_encode_texts_per_s": round(baseline, 1),
         "bare_encode_before_after": [round(bare_before, 1), round(bare_after, 1)],
-        "embedding_vs_bare": round(ours / bare, 3),
+        "embedding_vs_bare": round(ours / baseline, 3),
         "same_texts_alternating_vs_bare": round(alternating, 3),
         "embedded_and_stored_texts_per_s": round(end_to_end, 1),
         "peak_rss_mb": round(peak_rss, 1),
@@ -149,28 +148,29 @@ def edit_and_time(article: Path, reindex) -> float:
 
 def measure_serving(settings, embeddings, env: dict[str, str]) -> dict[str, object]:
     """``ask`` latency (three rounds of the core questions) and cold start, embedded and through a Chroma server."""
-    from bot.index import _forget_chroma_clients, open_index
-    from bot.pipeline import Engine
+    from bot.index import _forget_chroma_clients
     from tests.chroma_server import chroma_server
 
-    questions = [c["question"] for c in answerable_cases("core")] * 3
-    result: dict[str, object] = {}
-    engine = Engine(settings, open_index(settings, embeddings, rebuild=False), embeddings)
-    result["ask_embedded"] = ask_latency(engine, questions)
-    print(f"ask, embedded: {result['ask_embedded']}")
-    result["cold_start_embedded_s"] = round(cold_start(env), 2)
-    print(f"cold start, embedded: {result['cold_start_embedded_s']} s")
-
-    del engine
+    result = serving_figures("embedded", settings, embeddings, env)
     _forget_chroma_clients()
     with chroma_server(settings.index_dir / "chroma") as url:
         server = settings.model_copy(update={"chroma_url": url})
-        engine = Engine(server, open_index(server, embeddings, rebuild=False), embeddings)
-        result["ask_server"] = ask_latency(engine, questions)
-        print(f"ask, server: {result['ask_server']}")
-        result["cold_start_server_s"] = round(cold_start({**env, "BOT_CHROMA_URL": url}), 2)
-        print(f"cold start, server: {result['cold_start_server_s']} s")
+        result |= serving_figures("server", server, embeddings, {**env, "BOT_CHROMA_URL": url})
     return result
+
+
+def serving_figures(mode: str, settings, embeddings, env: dict[str, str]) -> dict[str, object]:
+    """Warm ``ask`` p50/p95 and cold start against one store, keyed by ``mode``."""
+    from bot.index import open_index
+    from bot.pipeline import Engine
+
+    engine = Engine(settings, open_index(settings, embeddings, rebuild=False), embeddings)
+    figures = {
+        f"ask_{mode}": ask_latency(engine, [c["question"] for c in answerable_cases("core")] * 3),
+        f"cold_start_{mode}_s": round(cold_start(env), 2),
+    }
+    print(f"{mode}: ask {figures[f'ask_{mode}']}, cold start {figures[f'cold_start_{mode}_s']} s")
+    return figures
 
 
 def main() -> None:

@@ -455,12 +455,10 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
 
     total = len(text_todo) + len(sentence_rows)
     with tqdm(total=total, unit="text", desc="Embedding", disable=not show_progress or total == 0) as bar:
-        spent = [
-            _embed_into(collections["text"], [(c.chunk_id, c.plain_text, _record(c)) for c in text_todo],
-                        embeddings, bar.update),
-            _embed_into(collections["sentences"], sentence_rows, embeddings, bar.update),
-        ]  # fmt: skip
-    embedding_seconds, store_seconds = (sum(part) for part in zip(*spent, strict=True))
+        text_rows = [(c.chunk_id, c.plain_text, _record(c)) for c in text_todo]
+        text_model, text_store = _embed_into(collections["text"], text_rows, embeddings, bar.update)
+        sentence_model, sentence_store = _embed_into(collections["sentences"], sentence_rows, embeddings, bar.update)
+    embedding_seconds, store_seconds = text_model + sentence_model, text_store + sentence_store
 
     stale = sorted((live | pending) - wanted)
     version = previous.version + 1 if previous else 1

@@ -90,15 +90,17 @@ class Turn:
 class Stage(Runnable[Turn, Turn]):
     """One step of the chain: a function of the turn, timed into ``Turn.timings`` under the stage's name."""
 
+    name: str
+
     def __init__(self, name: str, step: Callable[[Turn], Turn]) -> None:
-        self.name = self.stage = name
+        self.name = name
         self._step = step
 
     def invoke(self, input: Turn, config: RunnableConfig | None = None, **kwargs: Any) -> Turn:
         """Run the step on the turn."""
         started = time.perf_counter()
         turn = self._step(input)
-        turn.timings[self.stage] = round((time.perf_counter() - started) * 1000, 3)
+        turn.timings[self.name] = round((time.perf_counter() - started) * 1000, 3)
         return turn
 
 

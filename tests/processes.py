@@ -104,6 +104,15 @@ def wait_for(condition: Callable[[], bool], timeout: float, check: Callable[[], 
         time.sleep(0.1)
 
 
+def page_when_built(health: Callable[[], dict], timeout: float = 60) -> str:
+    """The chat page's state in ``/api/health`` once it is no longer ``starting`` (built just after start-up)."""
+    deadline = time.monotonic() + timeout
+    while (page := health()["page"]) == "starting":
+        assert time.monotonic() < deadline, f"the chat page was not built within {timeout} s"
+        time.sleep(0.05)
+    return page
+
+
 @dataclass
 class Reply:
     """One request the load generator sent."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +14,7 @@ from fastapi.testclient import TestClient
 from bot.api import create_app
 from bot.feedback import FeedbackStore
 from bot.settings import Settings
+from tests.processes import page_when_built
 
 pytestmark = pytest.mark.integration
 
@@ -78,13 +78,6 @@ def test_health_is_not_ready_before_lifespan_has_loaded_anything(web_settings: S
     assert response.status_code == 503 and response.json()["status"] == "starting"
 
 
-def wait_for_page(client: TestClient, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while (page := client.get("/api/health").json()["page"]) == "starting" and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return page
-
-
 def test_the_api_answers_while_the_chat_page_is_still_being_built(web_settings: Settings, engine,
                                                                    monkeypatch) -> None:  # fmt: skip
     import bot.ui
@@ -100,7 +93,7 @@ def test_the_api_answers_while_the_chat_page_is_still_being_built(web_settings: 
         assert 'http-equiv="refresh"' in waiting.text and "starting up" in waiting.text
 
         built.set()
-        assert wait_for_page(client) == "ready"
+        assert page_when_built(lambda: client.get("/api/health").json()) == "ready"
         page = client.get("/?embed=1")
         assert page.status_code == 200 and "gradio" in page.text and "starting up" not in page.text
         assert client.get("/api/nothing-here").headers["content-type"].startswith("application/json")
@@ -115,7 +108,7 @@ def test_a_chat_page_that_cannot_be_built_leaves_the_api_answering(web_settings:
 
     monkeypatch.setattr(bot.ui, "mount_page", broken)
     with TestClient(create_app(web_settings, engine=engine)) as client:
-        assert wait_for_page(client) == "failed"
+        assert page_when_built(lambda: client.get("/api/health").json()) == "failed"
         assert client.get("/api/health").status_code == 200
         assert client.post("/api/chat", json={"message": "Do knee sleeves help?"}).status_code == 200
         page = client.get("/")

@@ -16,6 +16,7 @@ import pytest
 from bot.feedback import FeedbackStore
 from bot.settings import PROJECT_ROOT, Settings
 from tests.conftest import free_port
+from tests.processes import page_when_built
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,10 +42,7 @@ def test_app_serves_the_page_and_api_and_keeps_feedback_when_stopped(index_setti
             ready_after = time.monotonic() - started
             print(f"start to ready: {ready_after:.2f} s")
             answer = client.post("/api/chat", json={"message": "How often should I do leg press?"}).json()
-            while (health := client.get("/api/health").json())["page"] == "starting":
-                assert time.monotonic() - started < 120, "the chat page was not built within 120 s"
-                time.sleep(0.1)
-            assert health["page"] == "ready"
+            assert page_when_built(lambda: client.get("/api/health").json(), timeout=120) == "ready"
             page = client.get("/")
             assert page.status_code == 200 and "Knee-pain coach" in page.text and "gradio" in page.text
             rated = client.post("/api/feedback", json={"rating": "down", "comment": "kept?", "answer": answer})
