@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from bot.feedback import FeedbackStore
 from bot.settings import PROJECT_ROOT, Settings
 from tests.conftest import free_port
-from tests.processes import page_when_built
+from tests.processes import page_when_built, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,10 +30,20 @@ def test_app_serves_the_page_and_api_and_keeps_feedback_when_stopped(index_setti
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     server = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+
+    def read_stderr() -> None:
+        assert server.stderr is not None
+        with server.stderr as stream:  # closed at the end of the output, when the server exits
+            for line in stream:
+                lines.append(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     try:
         with httpx.Client(base_url=url, timeout=10) as client:
             while True:
-                assert server.poll() is None, server.stderr.read() if server.stderr else "the server exited"
+                assert server.poll() is None, "".join(lines) or "the server exited"
                 assert time.monotonic() - started < 120, "not ready within 120 s"
                 try:
                     if client.get("/api/health").status_code == 200:
@@ -47,9 +58,13 @@ def test_app_serves_the_page_and_api_and_keeps_feedback_when_stopped(index_setti
             assert page.status_code == 200 and "Knee-pain coach" in page.text and "gradio" in page.text
             rated = client.post("/api/feedback", json={"rating": "down", "comment": "kept?", "answer": answer})
             assert rated.status_code == 201
+            # The address is printed by a thread polling /api/health: wait for it rather than race it.
+            wait_for(lambda: any(f"ready at {url}/" in line for line in lines), 30)
     finally:
         server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=60)
+        server.wait(timeout=60)
+        reader.join(timeout=10)
+    stderr = "".join(lines)
     assert server.returncode in (0, -signal.SIGTERM), stderr  # uvicorn re-raises the signal after a clean stop
     assert f"ready at {url}/" in stderr and "Traceback" not in stderr
     [row] = FeedbackStore.open(tmp_path / "data", retention_days=30).rows()
