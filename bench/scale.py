@@ -60,15 +60,20 @@ def same_texts_ratio(model, embeddings, texts: list[str], rounds: int = 3) -> fl
     return statistics.median(ratios)
 
 
-def ask_latency(engine, questions: list[str]) -> dict[str, float]:
-    """Warm ``ask`` timings with the query caches cleared before each question."""
-    for question in questions[:5]:
+def ask_latency(engine, questions: list[str], rounds: int = 3) -> dict[str, float]:
+    """Warm ``ask`` timings over ``rounds`` passes, the query caches cleared before each question.
+
+    Passage records and sentence vectors stay cached by content id, as in a running server; the first pass
+    is the one that still reads most of them from the store, so it is reported on its own as well.
+    """
+    for question in ("knee pain after the leg press", "warm-up", "how far should I lower the sled"):
         engine.ask(question)
     timings = []
-    for question in questions:
+    for question in questions * rounds:
         engine.cache_clear()
         timings.append(timed(partial(engine.ask, question))[1])
-    return summary(timings)
+    first = summary(timings[: len(questions)])
+    return summary(timings) | {"first_pass_p50_ms": first["p50_ms"], "first_pass_p95_ms": first["p95_ms"]}
 
 
 def cold_start(env: dict[str, str]) -> float:
@@ -166,7 +171,7 @@ def serving_figures(mode: str, settings, embeddings, env: dict[str, str]) -> dic
 
     engine = Engine(settings, open_index(settings, embeddings, rebuild=False), embeddings)
     figures = {
-        f"ask_{mode}": ask_latency(engine, [c["question"] for c in answerable_cases("core")] * 3),
+        f"ask_{mode}": ask_latency(engine, [c["question"] for c in answerable_cases("core")]),
         f"cold_start_{mode}_s": round(cold_start(env), 2),
     }
     print(f"{mode}: ask {figures[f'ask_{mode}']}, cold start {figures[f'cold_start_{mode}_s']} s")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from threading import Lock
 from typing import Generic, TypeVar
 
 from cachetools import LRUCache
 
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
@@ -34,6 +35,20 @@ class CountingLRU(Generic[V]):
             if self._enabled:
                 self._cache[key] = value
         return value
+
+    def get_or_fetch_many(self, keys: Iterable[K], fetch: Callable[[list[K]], Mapping[K, V]]) -> dict[K, V]:
+        """The values of ``keys``: cached ones, and the rest from one ``fetch`` call (stored; those it lacks left out).
+
+        For records the store holds by content-addressed id, where one round trip for many beats one each.
+        """
+        wanted = list(dict.fromkeys(keys))
+        found = {key: value for key in wanted if (value := self.peek(key)) is not None}
+        if missing := [key for key in wanted if key not in found]:
+            fetched = fetch(missing)
+            for key, value in fetched.items():
+                self.put(key, value)
+            found.update(fetched)  # not read back: more keys than the cache holds would lose some
+        return {key: found[key] for key in wanted if key in found}
 
     def contains(self, key: Hashable) -> bool:
         """Whether ``key`` is cached (not counted as a lookup)."""

@@ -32,7 +32,6 @@ from typing import Any
 
 import httpx
 from langchain_core.embeddings import Embeddings
-from langchain_core.vectorstores import VectorStore
 from pydantic import BaseModel, ValidationError
 
 from bot.cache import CountingLRU
@@ -153,10 +152,10 @@ def _chunk(chunk_id: str, record: dict[str, Any]) -> Chunk:
 class ChunkTable(Mapping[str, Chunk]):
     """The live version's passages: ids from the manifest, records read from the vector store when needed."""
 
-    def __init__(self, ids: list[str], store: VectorStore, cache: CountingLRU[Chunk] | None = None) -> None:
+    def __init__(self, ids: list[str], collection: Any, cache: CountingLRU[Chunk] | None = None) -> None:
         self._ids = ids
         self._live = frozenset(ids)
-        self._store = store
+        self._collection = collection
         #: Passage records by id; content-addressed, so one cache serves every version.
         self.cache: CountingLRU[Chunk] = cache or CountingLRU(4096)
 
@@ -176,13 +175,17 @@ class ChunkTable(Mapping[str, Chunk]):
 
     def fetch(self, ids: Iterable[str]) -> dict[str, Chunk]:
         """The records of ``ids`` that belong to this version, in one store round trip for the uncached ones."""
-        wanted = [i for i in dict.fromkeys(ids) if i in self._live]
-        missing = [i for i in wanted if not self.cache.contains(i)]
-        for batch in _in_batches(missing):
-            found = self._store.get(ids=batch, include=["metadatas"])  # type: ignore[attr-defined]
-            for chunk_id, record in zip(found["ids"], found["metadatas"], strict=True):
-                self.cache.put(chunk_id, _chunk(chunk_id, record))
-        return {i: chunk for i in wanted if (chunk := self.cache.peek(i)) is not None}
+        return self.cache.get_or_fetch_many((i for i in ids if i in self._live), self._read)
+
+    def _read(self, ids: list[str]) -> dict[str, Chunk]:
+        records: dict[str, Chunk] = {}
+        for batch in _in_batches(ids):
+            found = self._collection.get(ids=batch, include=["metadatas"])
+            records.update(
+                (chunk_id, _chunk(chunk_id, record))
+                for chunk_id, record in zip(found["ids"], found["metadatas"], strict=True)
+            )
+        return records
 
     def values(self) -> list[Chunk]:  # type: ignore[override]
         """Every passage (reads the whole version: for tests and tools, not for answering)."""
@@ -192,13 +195,13 @@ class ChunkTable(Mapping[str, Chunk]):
 
 @dataclass
 class Index:
-    """An opened, verified version of the index: its passages, BM25 and one vector store per view."""
+    """An opened, verified version of the index: its passages, BM25 and one Chroma collection per view."""
 
     manifest: Manifest
     chunks: ChunkTable
     lexical: LexicalIndex
-    stores: dict[str, VectorStore]
-    #: The Chroma client behind the stores, reused when a newer version is opened.
+    collections: dict[str, Any]
+    #: The Chroma client behind the collections, reused when a newer version is opened.
     client: Any = None
 
 
@@ -284,18 +287,6 @@ def _delete_collections(client: Any, settings: Settings) -> None:
             client.delete_collection(name)
 
 
-def vector_stores(client: Any, settings: Settings, embeddings: Embeddings) -> dict[str, VectorStore]:
-    """The LangChain vector stores the retrievers query, one per view."""
-    from langchain_chroma import Chroma
-
-    return {
-        view: Chroma(
-            collection_name=name, client=client, embedding_function=embeddings, collection_configuration=_COSINE
-        )
-        for view, name in _collection_names(settings).items()
-    }
-
-
 # -- small helpers -------------------------------------------------------------------------------
 
 
@@ -316,6 +307,11 @@ def read_manifest(index_dir: Path) -> Manifest | None:
 def sentence_id(chunk: Chunk, position: int) -> str:
     """Vector-store id of the ``position``-th sentence of ``chunk``."""
     return f"{chunk.chunk_id}/{position}"
+
+
+def chunk_of_sentence(sid: str) -> str:
+    """The chunk id a sentence's vector-store id belongs to (the inverse of :func:`sentence_id`)."""
+    return sid.rpartition("/")[0]
 
 
 def quotable_sentences(chunk: Chunk) -> Iterable[tuple[str, Sentence]]:
@@ -569,7 +565,6 @@ def _write_pending(files: IndexFiles, model: str, dim: int, chunk_ids: set[str])
 
 def load_index(
     settings: Settings,
-    embeddings: Embeddings,
     manifest: Manifest,
     client: Any | None = None,
     cache: CountingLRU[Chunk] | None = None,
@@ -580,15 +575,15 @@ def load_index(
         raise IndexUnavailable(f"the BM25 index of version {manifest.version} is missing")
     lexical = LexicalIndex(folder)
     client = client or chroma_client(settings)
-    stores = vector_stores(client, settings, embeddings)
+    collections = _collections(client, settings)
     ids = [i for entry in manifest.documents.values() for i in entry.chunk_ids]
     if len(lexical) != manifest.chunk_count or len(ids) != manifest.chunk_count:
         raise IndexUnavailable(f"its BM25 index disagrees with the manifest (version {manifest.version})")
     sample = ids[:: max(1, len(ids) // 5)][:5]
-    held = stores["text"].get(ids=sample, include=[])["ids"]  # type: ignore[attr-defined]
+    held = collections["text"].get(ids=sample, include=[])["ids"]
     if set(held) != set(sample):
         raise IndexUnavailable("the vector store is missing passages the manifest lists")
-    return Index(manifest, ChunkTable(ids, stores["text"], cache), lexical, stores, client)
+    return Index(manifest, ChunkTable(ids, collections["text"], cache), lexical, collections, client)
 
 
 def open_index(
@@ -614,7 +609,7 @@ def open_index(
     manifest = read_manifest(settings.index_dir)
     assert manifest is not None
     try:
-        return load_index(settings, embeddings, manifest)
+        return load_index(settings, manifest)
     except Exception as error:  # a damaged part, whatever the library raises
         if store_unreachable(settings, error):
             raise IndexUnavailable(f"The Chroma server at {settings.chroma_url} is unreachable.") from error
@@ -625,7 +620,7 @@ def open_index(
         build_index(settings, embeddings, show_progress=show_progress)
         manifest = read_manifest(settings.index_dir)
         assert manifest is not None
-        return load_index(settings, embeddings, manifest)
+        return load_index(settings, manifest)
 
 
 def discard_index(settings: Settings) -> None:

@@ -201,7 +201,9 @@ class Engine:
         self.embeddings = embeddings
         self.synonyms = load_synonyms(settings.resolved_synonyms_file)
         self.compose_settings = ComposeSettings(points=settings.answer_points)
-        self._sentence_words: CountingLRU[set[str]] = CountingLRU(8192)  # content-addressed: never stale
+        # Content-addressed (chunk id, sentence position): never stale, so shared by every index version.
+        self._sentence_words: CountingLRU[set[str]] = CountingLRU(8192)
+        self._sentence_vectors: CountingLRU[np.ndarray] = CountingLRU(8192)
         self._resources = self._resources_for(index)
         self.guard_settings = GuardSettings(settings.guard_min_similarity, settings.guard_min_overlap)
         self.chat_model, self.composer, self.composer_problem = _chat_model(settings)
@@ -214,12 +216,15 @@ class Engine:
         candidates = _CANDIDATES_PER_RETRIEVER
         retriever = HybridRetriever(
             retrievers={
-                "text": DenseRetriever(store=index.stores["text"], k=candidates),
-                "sentences": SentenceRetriever(store=index.stores["sentences"], k=candidates),
+                "text": DenseRetriever(collection=index.collections["text"], embeddings=self.embeddings, k=candidates),
+                "sentences": SentenceRetriever(
+                    collection=index.collections["sentences"], embeddings=self.embeddings, k=candidates
+                ),
                 "lexical": LexicalRetriever(index=index.lexical, k=candidates),
             },
+            chunks=index.chunks,
             weights=RETRIEVER_WEIGHTS,
-            # Room to drop vectors of a newer version that this one does not know.
+            # A few more than are shown or quoted: triage weighs the closest of them all.
             k=max(self.settings.top_k, self.compose_settings.depth) + 5,
         )
         return Resources(index, retriever, CountingLRU(self.settings.cache_size))
@@ -253,9 +258,7 @@ class Engine:
                 self._manifest_mtime = mtime
                 return False
             current = self._resources.index
-            index = load_index(
-                self.settings, self.embeddings, manifest, client=current.client, cache=current.chunks.cache
-            )
+            index = load_index(self.settings, manifest, client=current.client, cache=current.chunks.cache)
             self._resources = self._resources_for(index)
             self._manifest_mtime = mtime
             log.info("Now serving index v%d.", manifest.version)
@@ -426,7 +429,7 @@ class Engine:
             for doc in documents
             if doc.id in chunks
         ]
-        return passages, self._sentence_vectors(resources, passages[: self.compose_settings.depth])
+        return passages, self._vectors_of_sentences(resources, passages[: self.compose_settings.depth])
 
     def cache_clear(self) -> None:
         """Forget remembered searches and query vectors (benchmarks measure the work, not the caches)."""
@@ -442,19 +445,26 @@ class Engine:
             caches["query_vector"] = vectors
         return caches
 
-    @staticmethod
-    def _sentence_vectors(resources: Resources, passages: list[RankedPassage]) -> dict[tuple[str, int], np.ndarray]:
-        ids = {}
-        for passage in passages:
-            for sid, sentence in quotable_sentences(passage.chunk):
-                ids[sid] = (passage.chunk.chunk_id, passage.chunk.sentences.index(sentence))
-        if not ids:
-            return {}
-        found = resources.index.stores["sentences"].get(ids=list(ids), include=["embeddings"])  # type: ignore[attr-defined]
-        return {
-            ids[sid]: np.asarray(vector, dtype=np.float32)
-            for sid, vector in zip(found["ids"], found["embeddings"], strict=True)
+    def _vectors_of_sentences(
+        self, resources: Resources, passages: list[RankedPassage]
+    ) -> dict[tuple[str, int], np.ndarray]:
+        keys = {
+            (passage.chunk.chunk_id, passage.chunk.sentences.index(sentence)): sid
+            for passage in passages
+            for sid, sentence in quotable_sentences(passage.chunk)
         }
+
+        def read(missing: list[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
+            found = resources.index.collections["sentences"].get(
+                ids=[keys[key] for key in missing], include=["embeddings"]
+            )
+            positions = {sid: key for key, sid in keys.items()}
+            return {
+                positions[sid]: np.asarray(vector, dtype=np.float32)
+                for sid, vector in zip(found["ids"], found["embeddings"], strict=True)
+            }
+
+        return self._sentence_vectors.get_or_fetch_many(keys, read)
 
     def _words(self, turn: Turn) -> dict[tuple[str, int], set[str]]:
         words = {}

@@ -122,7 +122,7 @@ def test_a_build_killed_half_way_leaves_the_live_index_serving_and_is_resumed(se
     with pytest.raises(KeyboardInterrupt):
         build_index(settings, FailingEmbeddings(counting.inner, budget=1))  # the passage, not its sentence
     assert read_manifest(settings.index_dir).version == 1
-    live = load_index(settings, counting, read_manifest(settings.index_dir))
+    live = load_index(settings, read_manifest(settings.index_dir))
     assert any("Using knee sleeves can help" in c.text for c in live.chunks.values())
     counting.embedded = 0
     with caplog.at_level(logging.WARNING, logger="bot.index"):

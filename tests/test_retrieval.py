@@ -1,4 +1,5 @@
 import pytest
+from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from bot.retrieval import linear_fusion, reciprocal_rank_fusion
@@ -56,6 +57,45 @@ def test_retriever_contract(engine, name: str) -> None:
 def test_retriever_respects_k(engine, name: str) -> None:
     narrowed = retriever(engine, name).model_copy(update={"k": 2})
     assert len(narrowed.invoke("knee pain")) <= 2
+
+
+@pytest.mark.integration
+def test_hybrid_returns_each_passage_with_its_text(engine) -> None:
+    found = engine.retriever.invoke("where should my feet go on the leg press platform")
+    assert found and all(doc.page_content == engine.index.chunks[doc.id].text for doc in found)
+
+
+class FixedRetriever(BaseRetriever):
+    ranking: list[tuple[str, float]]
+
+    def _get_relevant_documents(self, query: str, *, run_manager) -> list[Document]:
+        return [Document(id=item, page_content="", metadata={"score": score}) for item, score in self.ranking]
+
+
+@pytest.mark.integration
+def test_hybrid_skips_passages_the_served_version_does_not_list_before_cutting_to_k(engine) -> None:
+    first, second = list(engine.index.chunks)[:2]
+    ranking = [("written-by-a-newer-build", 0.9), (first, 0.8), (second, 0.7)]
+    hybrid = engine.retriever.model_copy(update={"retrievers": {"text": FixedRetriever(ranking=ranking)}, "k": 2})
+    assert [doc.id for doc in hybrid.invoke("anything")] == [first, second]
+
+
+class RecordingCollection:
+    def __init__(self, collection) -> None:
+        self.collection = collection
+        self.includes: list[list[str]] = []
+
+    def query(self, **kwargs):
+        self.includes.append(kwargs["include"])
+        return self.collection.query(**kwargs)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["text", "sentences"])
+def test_vector_retrievers_ask_the_store_for_ids_and_distances_only(engine, name: str) -> None:
+    recording = RecordingCollection(engine.index.collections[name])
+    retriever(engine, name).model_copy(update={"collection": recording}).invoke("knee pain")
+    assert recording.includes == [["distances"]]  # documents and metadata tripled a query's cost at 40k passages
 
 
 @pytest.mark.integration
