@@ -1,9 +1,9 @@
-"""A thread-safe LRU cache that counts its hits, for the query-vector and retrieval caches."""
+"""A thread-safe LRU cache that counts its hits and computes a missing key once, however many ask at a time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from threading import Lock
+from threading import Event, Lock
 from typing import Generic, TypeVar
 
 from cachetools import LRUCache
@@ -19,22 +19,37 @@ class CountingLRU(Generic[V]):
         self._cache: LRUCache[Hashable, V] = LRUCache(maxsize=max(1, maxsize))
         self._enabled = maxsize > 0
         self._lock = Lock()
+        #: Keys being computed, so that concurrent callers of one key wait for it instead of computing it again.
+        self._pending: dict[Hashable, Event] = {}
         self.hits = 0
         self.misses = 0
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
-        """The cached value for ``key``, computing (outside the lock) and storing it on a miss."""
-        if self._enabled:
+        """The cached value for ``key``; on a miss, computed once (outside the lock) while other callers wait."""
+        if not self._enabled:
+            with self._lock:
+                self.misses += 1
+            return compute()
+        while True:
             with self._lock:
                 if key in self._cache:
                     self.hits += 1
                     return self._cache[key]
-        value = compute()
-        with self._lock:
-            self.misses += 1
-            if self._enabled:
+                running = self._pending.get(key)
+                if running is None:
+                    self._pending[key] = done = Event()
+                    break
+            running.wait()  # then look again: it failed, or was evicted already, if it is not there
+        try:
+            value = compute()
+            with self._lock:
+                self.misses += 1
                 self._cache[key] = value
-        return value
+            return value
+        finally:
+            with self._lock:
+                del self._pending[key]
+            done.set()
 
     def get_or_fetch_many(self, keys: Iterable[K], fetch: Callable[[list[K]], Mapping[K, V]]) -> dict[K, V]:
         """The values of ``keys``: cached ones, and the rest from one ``fetch`` call (stored; those it lacks left out).

@@ -9,6 +9,7 @@ it returns from the index's passage table.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -21,6 +22,9 @@ from bot.index import ChunkTable, chunk_of_sentence
 from bot.lexical import LexicalIndex
 
 Ranking = Sequence[tuple[str, float]]
+
+#: Threads the hybrid retriever runs its retrievers on (all but one; that one runs in the caller's thread).
+_FAN_OUT = ThreadPoolExecutor(max_workers=8, thread_name_prefix="retrieve")
 
 
 def reciprocal_rank_fusion(
@@ -144,10 +148,15 @@ class HybridRetriever(BaseRetriever):
     fusion: str = Field("linear", pattern="^(linear|rrf)$")
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        results = {
-            name: retriever.invoke(query, config={"callbacks": run_manager.get_child(name)})
-            for name, retriever in self.retrievers.items()
+        # The vector queries wait on the store (a server's HTTP round trip, or Rust code that frees the GIL):
+        # run them side by side. The query is embedded once; the other retrievers wait for the cached vector.
+        *others, last = self.retrievers.items()
+        running = {
+            name: _FAN_OUT.submit(retriever.invoke, query, config={"callbacks": run_manager.get_child(name)})
+            for name, retriever in others
         }
+        own_result = last[1].invoke(query, config={"callbacks": run_manager.get_child(last[0])})
+        results = {name: running[name].result() if name in running else own_result for name in self.retrievers}
         rankings = {name: [(d.id, d.metadata["score"]) for d in docs if d.id] for name, docs in results.items()}
         if self.fusion == "rrf":
             fused = reciprocal_rank_fusion(rankings, weights=self.weights)

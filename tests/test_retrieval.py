@@ -1,3 +1,6 @@
+import threading
+from typing import Any
+
 import pytest
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -78,6 +81,21 @@ def test_hybrid_skips_passages_the_served_version_does_not_list_before_cutting_t
     ranking = [("written-by-a-newer-build", 0.9), (first, 0.8), (second, 0.7)]
     hybrid = engine.retriever.model_copy(update={"retrievers": {"text": FixedRetriever(ranking=ranking)}, "k": 2})
     assert [doc.id for doc in hybrid.invoke("anything")] == [first, second]
+
+
+class WaitingRetriever(BaseRetriever):
+    meeting: Any
+
+    def _get_relevant_documents(self, query: str, *, run_manager) -> list[Document]:
+        self.meeting.wait()  # breaks (raises) unless the other retriever is running at the same time
+        return []
+
+
+@pytest.mark.integration
+def test_hybrid_runs_its_retrievers_side_by_side(engine) -> None:
+    meeting = threading.Barrier(2, timeout=5)
+    both = {name: WaitingRetriever(meeting=meeting) for name in ("text", "lexical")}
+    assert engine.retriever.model_copy(update={"retrievers": both}).invoke("knee pain") == []
 
 
 class RecordingCollection:
