@@ -76,7 +76,7 @@ def nearest(collection: Any, vector: Sequence[float], k: int) -> list[tuple[str,
     at 40k passages (1.3 → 3.6–4.4 ms), and the passages' text is in the index's passage table anyway.
     """
     found = collection.query(query_embeddings=[vector], n_results=k, include=["distances"])
-    # Cosine distance → similarity ourselves: LangChain's relevance helper warns on (valid) negatives.
+    # The collections measure cosine distance; a score is the similarity, higher is better.
     return [(item, 1.0 - distance) for item, distance in zip(found["ids"][0], found["distances"][0], strict=True)]
 
 
