@@ -304,9 +304,9 @@ def read_manifest(index_dir: Path) -> Manifest | None:
         return None
 
 
-def sentence_id(chunk: Chunk, position: int) -> str:
-    """Vector-store id of the ``position``-th sentence of ``chunk``."""
-    return f"{chunk.chunk_id}/{position}"
+def sentence_id(chunk_id: str, position: int) -> str:
+    """Vector-store id of the ``position``-th sentence of the chunk ``chunk_id``."""
+    return f"{chunk_id}/{position}"
 
 
 def chunk_of_sentence(sid: str) -> str:
@@ -314,11 +314,11 @@ def chunk_of_sentence(sid: str) -> str:
     return sid.rpartition("/")[0]
 
 
-def quotable_sentences(chunk: Chunk) -> Iterable[tuple[str, Sentence]]:
-    """The sentences of ``chunk`` an answer may quote, with their vector-store ids."""
+def quotable_sentences(chunk: Chunk) -> Iterable[tuple[int, Sentence]]:
+    """The sentences of ``chunk`` an answer may quote, with their positions (see :func:`sentence_id`)."""
     for position, sentence in enumerate(chunk.sentences):
         if sentence.quotable:
-            yield sentence_id(chunk, position), sentence
+            yield position, sentence
 
 
 @contextmanager
@@ -435,7 +435,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
     # A killed build may already have written some of these: reuse them rather than embed again.
     resumed = [c.chunk_id for c in fresh if c.chunk_id in pending]
     have_text = _existing(collections["text"], resumed)
-    sentences = {sid: (c, s) for c in fresh for sid, s in quotable_sentences(c)}
+    sentences = {sentence_id(c.chunk_id, at): (c, s) for c in fresh for at, s in quotable_sentences(c)}
     have_sentences = _existing(
         collections["sentences"], [sid for sid, (c, _) in sentences.items() if c.chunk_id in pending]
     )

@@ -38,7 +38,7 @@ from bot.compose import (
     select_claims,
 )
 from bot.guard import GuardSettings, check_generated_sentence, generated_segments, guard
-from bot.index import Index, IndexFiles, load_index, open_index, quotable_sentences, read_manifest
+from bot.index import Index, IndexFiles, load_index, open_index, quotable_sentences, read_manifest, sentence_id
 from bot.lexical import content_words
 from bot.llm import EXTRACTIVE, ComposerUnavailable, accept_rewrite, build_messages, load_chat_model, rewrite_messages
 from bot.query import Query, build_query, load_synonyms
@@ -268,7 +268,8 @@ class Engine:
     def load(cls, settings: Settings | None = None, *, embeddings: Any = None, show_progress: bool = False) -> Engine:
         """Load the model and open (building or refreshing if needed) the index: seconds, so do it once.
 
-        ``embeddings``: an already loaded embedding model (a retry after the store was unreachable).
+        ``embeddings``: an already loaded embedding model (the app loads it first, so that retries while the
+        Chroma server is unreachable reuse it).
         """
         from bot.corpus import require_articles
         from bot.embedding import load_embeddings
@@ -448,23 +449,16 @@ class Engine:
     def _vectors_of_sentences(
         self, resources: Resources, passages: list[RankedPassage]
     ) -> dict[tuple[str, int], np.ndarray]:
-        keys = {
-            (passage.chunk.chunk_id, passage.chunk.sentences.index(sentence)): sid
-            for passage in passages
-            for sid, sentence in quotable_sentences(passage.chunk)
-        }
-
         def read(missing: list[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
-            found = resources.index.collections["sentences"].get(
-                ids=[keys[key] for key in missing], include=["embeddings"]
-            )
-            positions = {sid: key for key, sid in keys.items()}
+            keys = {sentence_id(*key): key for key in missing}
+            found = resources.index.collections["sentences"].get(ids=list(keys), include=["embeddings"])
             return {
-                positions[sid]: np.asarray(vector, dtype=np.float32)
+                keys[sid]: np.asarray(vector, dtype=np.float32)
                 for sid, vector in zip(found["ids"], found["embeddings"], strict=True)
             }
 
-        return self._sentence_vectors.get_or_fetch_many(keys, read)
+        wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
+        return self._sentence_vectors.get_or_fetch_many(wanted, read)
 
     def _words(self, turn: Turn) -> dict[tuple[str, int], set[str]]:
         words = {}

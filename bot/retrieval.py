@@ -150,13 +150,13 @@ class HybridRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         # The vector queries wait on the store (a server's HTTP round trip, or Rust code that frees the GIL):
         # run them side by side. The query is embedded once; the other retrievers wait for the cached vector.
-        *others, last = self.retrievers.items()
-        running = {
-            name: _FAN_OUT.submit(retriever.invoke, query, config={"callbacks": run_manager.get_child(name)})
-            for name, retriever in others
-        }
-        own_result = last[1].invoke(query, config={"callbacks": run_manager.get_child(last[0])})
-        results = {name: running[name].result() if name in running else own_result for name in self.retrievers}
+        def run(name: str) -> list[Document]:
+            return self.retrievers[name].invoke(query, config={"callbacks": run_manager.get_child(name)})
+
+        *others, last = self.retrievers
+        running = [_FAN_OUT.submit(run, name) for name in others]
+        mine = run(last)
+        results = dict(zip(self.retrievers, [*(future.result() for future in running), mine], strict=True))
         rankings = {name: [(d.id, d.metadata["score"]) for d in docs if d.id] for name, docs in results.items()}
         if self.fusion == "rrf":
             fused = reciprocal_rank_fusion(rankings, weights=self.weights)
