@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
-from bot.cli import configure_logging
+from bot.cli.main import configure_logging
 from bot.settings import Settings, get_settings
 
 
@@ -99,7 +99,7 @@ def main() -> None:
         "timeout_keep_alive": 65,
     }
     if settings.workers == 1:
-        from bot.api import create_app
+        from bot.server.api import create_app
 
         server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))  # type: ignore[arg-type]
         server.run()
@@ -108,7 +108,7 @@ def main() -> None:
         return
     metrics_dir, created = _metrics_dir()
     try:
-        uvicorn.run("bot.api:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+        uvicorn.run("bot.server.api:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
     finally:
         if created:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -22,8 +22,8 @@ def tutorial_retriever(corpus_dir: Path, model: str):
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from bot.corpus import load_corpus
-    from bot.embedding import resolve_model_path
+    from bot.content.corpus import load_corpus
+    from bot.models.embedding import resolve_model_path
 
     splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
     texts = [chunk for document in load_corpus(corpus_dir) for chunk in splitter.split_text(document.text)]
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["core"], help="eval sets to take questions from")
     args = parser.parse_args()
 
-    from bot.pipeline import Engine
+    from bot.engine.engine import Engine
     from bot.settings import get_settings
 
     settings = get_settings()

@@ -20,9 +20,9 @@ def main() -> None:
     """Score every quoted sentence against its own and a wrong passage, for each threshold pair."""
     import yaml
 
-    from bot.compose import Support
-    from bot.guard import GuardSettings, check_generated_sentence
-    from bot.pipeline import Engine
+    from bot.engine.engine import Engine
+    from bot.stages.compose import Support
+    from bot.stages.guard import GuardSettings, check_generated_sentence
 
     engine = Engine.load()
     questions = [

@@ -19,8 +19,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40)
     args = parser.parse_args()
 
-    from bot.pipeline import Engine
-    from bot.types import Answer
+    from bot.contract import Answer
+    from bot.engine.engine import Engine
 
     engine = Engine.load()
     generative = engine.with_composer(args.composer)

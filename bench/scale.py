@@ -82,7 +82,7 @@ def ask_latency(engine, questions: list[str], rounds: int = 3) -> dict[str, floa
 
 def cold_start(env: dict[str, str]) -> float:
     """Seconds from starting a new Python process to an engine ready to answer (existing index)."""
-    code = "import time; from bot.pipeline import Engine; Engine.load(); print(time.time())"
+    code = "import time; from bot.engine.engine import Engine; Engine.load(); print(time.time())"
     started = time.time()
     output = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(output.stdout.strip().splitlines()[-1]) - started
@@ -94,10 +94,10 @@ def measure_build(settings, embeddings, paths: list[Path], sample_articles: int)
     The bare rate is measured just before and just after the build and the faster one kept, so a noisy
     moment on the machine can only make our ratio look worse, never better.
     """
-    from bot.chunking import chunk_document
-    from bot.corpus import load_document
-    from bot.embedding import resolve_model_path
-    from bot.index import build_index, quotable_sentences
+    from bot.content.chunking import chunk_document
+    from bot.content.corpus import load_document
+    from bot.index.core import build_index, quotable_sentences
+    from bot.models.embedding import resolve_model_path
 
     rss_before = rss_mb()
     sample = [c for p in paths[:sample_articles] for c in chunk_document(load_document(p, settings.corpus_dir))]
@@ -137,7 +137,7 @@ def measure_build(settings, embeddings, paths: list[Path], sample_articles: int)
 
 def measure_reindex(settings, embeddings, paths: list[Path], env: dict[str, str]) -> dict[str, float]:
     """Re-index after editing one article: in a process that has the index open, and as the CLI command."""
-    from bot.index import build_index, open_index
+    from bot.index.core import build_index, open_index
 
     open_index(settings, embeddings, rebuild=False)  # a running indexer: store and model already loaded
     warm = edit_and_time(paths[len(paths) // 2], lambda: build_index(settings, embeddings))
@@ -157,7 +157,7 @@ def edit_and_time(article: Path, reindex) -> float:
 
 def measure_serving(settings, embeddings, env: dict[str, str]) -> dict[str, object]:
     """``ask`` latency (three rounds of the core questions) and cold start, embedded and through a Chroma server."""
-    from bot.index import _forget_chroma_clients
+    from bot.index.core import _forget_chroma_clients
     from tests.chroma_server import chroma_server
 
     result = serving_figures("embedded", settings, embeddings, env)
@@ -170,8 +170,8 @@ def measure_serving(settings, embeddings, env: dict[str, str]) -> dict[str, obje
 
 def serving_figures(mode: str, settings, embeddings, env: dict[str, str]) -> dict[str, object]:
     """Warm ``ask`` p50/p95 and cold start against one store, keyed by ``mode``."""
-    from bot.index import open_index
-    from bot.pipeline import Engine
+    from bot.engine.engine import Engine
+    from bot.index.core import open_index
 
     engine = Engine(settings, open_index(settings, embeddings, rebuild=False), embeddings)
     figures = {
@@ -198,7 +198,7 @@ def main() -> None:
     if (args.reuse or args.serving) and not args.workdir:
         parser.error("--reuse needs --workdir")
 
-    from bot.embedding import load_embeddings
+    from bot.models.embedding import load_embeddings
     from bot.settings import Settings
 
     result: dict = {"articles": args.articles}

@@ -13,8 +13,8 @@ import random
 import re
 from pathlib import Path
 
-from bot.chunking import split_sentences
-from bot.corpus import load_corpus
+from bot.content.chunking import split_sentences
+from bot.content.corpus import load_corpus
 from bot.settings import PROJECT_ROOT
 
 _HEADING = re.compile(r"^(#{2,4}) (.+)$")

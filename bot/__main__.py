@@ -1,5 +1,5 @@
-"""``python -m bot``: see ``bot.cli``."""
+"""``python -m bot``: see ``bot.cli.main``."""
 
-from bot.cli import main
+from bot.cli.main import main
 
 main()

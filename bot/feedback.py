@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
-from bot.types import Answer, Message, Status
+from bot.contract import Answer, Message, Status
 
 FILENAME = "feedback.sqlite3"
 _SCHEMA_VERSION = 1

@@ -26,7 +26,7 @@ def _clean_bot_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def embeddings():
-    from bot.embedding import load_embeddings
+    from bot.models.embedding import load_embeddings
 
     return load_embeddings(threads=1)
 
@@ -38,8 +38,8 @@ def index_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(index_settings: Settings, embeddings):
-    from bot.index import open_index
-    from bot.pipeline import Engine
+    from bot.engine.engine import Engine
+    from bot.index.core import open_index
 
     return Engine(index_settings, open_index(index_settings, embeddings), embeddings)
 
@@ -174,7 +174,7 @@ def live_settings(index_settings: Settings, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def live_server(live_settings: Settings, engine, site_ports):
     """The real app (API, chat page, widget) served by uvicorn on a loopback port."""
-    from bot.api import create_app
+    from bot.server.api import create_app
 
     with ThreadedServer(create_app(live_settings, engine=engine), site_ports["bot"]) as server:
         server.wait_for_page()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.pipeline import DISCLAIMER
+from bot.policy import DISCLAIMER
 from bot.settings import PROJECT_ROOT
 from tests.chroma_server import free_port
 

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api import create_app
 from bot.feedback import FeedbackStore
+from bot.server.api import create_app
 from bot.settings import Settings
 from tests.processes import page_when_built
 
@@ -80,10 +80,10 @@ def test_health_is_not_ready_before_lifespan_has_loaded_anything(web_settings: S
 
 def test_the_api_answers_while_the_chat_page_is_still_being_built(web_settings: Settings, engine,
                                                                    monkeypatch) -> None:  # fmt: skip
-    import bot.ui
+    import bot.server.page
 
     built, mount_page = threading.Event(), bot.ui.mount_page
-    monkeypatch.setattr(bot.ui, "mount_page", lambda *args: built.wait(30) and mount_page(*args))
+    monkeypatch.setattr(bot.server.page, "mount_page", lambda *args: built.wait(30) and mount_page(*args))
     with TestClient(create_app(web_settings, engine=engine)) as client:
         health = client.get("/api/health")
         assert health.status_code == 200 and health.json()["page"] == "starting"
@@ -101,12 +101,12 @@ def test_the_api_answers_while_the_chat_page_is_still_being_built(web_settings: 
 
 def test_a_chat_page_that_cannot_be_built_leaves_the_api_answering(web_settings: Settings, engine,
                                                                    monkeypatch) -> None:  # fmt: skip
-    import bot.ui
+    import bot.server.page
 
     def broken(*args) -> None:
         raise RuntimeError("no page today")
 
-    monkeypatch.setattr(bot.ui, "mount_page", broken)
+    monkeypatch.setattr(bot.server.page, "mount_page", broken)
     with TestClient(create_app(web_settings, engine=engine)) as client:
         assert page_when_built(lambda: client.get("/api/health").json()) == "failed"
         assert client.get("/api/health").status_code == 200

@@ -73,7 +73,8 @@ def test_app_serves_the_page_and_api_and_keeps_feedback_when_stopped(index_setti
 
 def test_the_command_line_does_not_load_the_web_stack(index_settings: Settings, engine) -> None:
     report = "print('WEB' if {'gradio', 'fastapi'} & set(sys.modules) else 'NO WEB')"
-    code = ("import sys, atexit; from bot.cli import app; sys.argv = ['bot', 'ask', '--json', 'Do knee sleeves help?'];"
+    code = ("import sys, atexit; from bot.cli.main import app; "
+            "sys.argv = ['bot', 'ask', '--json', 'Do knee sleeves help?'];"
             f"atexit.register(lambda: {report}); app()")  # fmt: skip
     env = {
         **os.environ,

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot.feedback import FeedbackStore
-from bot.pipeline import DISCLAIMER
+from bot.policy import DISCLAIMER
 from tests.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]

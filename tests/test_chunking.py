@@ -2,19 +2,19 @@ import re
 
 import pytest
 
-from bot.chunking import chunk_document, split_sentences
-from bot.corpus import load_corpus
-from bot.types import Document
+from bot.content.chunking import chunk_document, split_sentences
+from bot.content.corpus import load_corpus
+from bot.content.documents import Article
 from tests.conftest import CORPUS
 
 
 @pytest.fixture(scope="module")
-def article() -> Document:
+def article() -> Article:
     return load_corpus(CORPUS)[0]
 
 
 @pytest.fixture(scope="module")
-def chunks(article: Document):
+def chunks(article: Article):
     return chunk_document(article, 450)
 
 
@@ -97,7 +97,7 @@ def test_ids_are_stable_and_unique(article) -> None:
 
 def test_ids_survive_an_edit_elsewhere_in_the_document(article) -> None:
     before = {c.text: c.chunk_id for c in chunk_document(article)}
-    edited = Document(doc_id=article.doc_id, title=article.title, text="Intro sentence added.\n\n" + article.text)
+    edited = Article(doc_id=article.doc_id, title=article.title, text="Intro sentence added.\n\n" + article.text)
     after = {c.text: c.chunk_id for c in chunk_document(edited)}
     unchanged = [text for text in before if text in after]
     assert len(unchanged) >= len(before) - 2
@@ -106,6 +106,6 @@ def test_ids_survive_an_edit_elsewhere_in_the_document(article) -> None:
 
 def test_a_single_overlong_sentence_becomes_its_own_chunk() -> None:
     long_sentence = "Knees " + "really " * 120 + "hurt."
-    document = Document(doc_id="d", title="T", text=f"## S\n\nShort one. {long_sentence} Another short one.")
+    document = Article(doc_id="d", title="T", text=f"## S\n\nShort one. {long_sentence} Another short one.")
     chunks = chunk_document(document, 200)
     assert any(c.text == long_sentence for c in chunks)

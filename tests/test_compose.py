@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from bot.compose import (
-    EXAMPLE_QUESTIONS,
+from bot.content.documents import Chunk, Sentence
+from bot.contract import Status
+from bot.policy import EXAMPLE_QUESTIONS
+from bot.stages.compose import (
     Claim,
     ComposeSettings,
     Draft,
@@ -13,9 +15,8 @@ from bot.compose import (
     render,
     select_claims,
 )
-from bot.guard import guard, is_supported
-from bot.triage import Verdict
-from bot.types import Chunk, Sentence, Status
+from bot.stages.guard import guard, is_supported
+from bot.stages.triage import Verdict
 
 TEXT = "Keep your knees aligned. This prevents strain. Lift slowly and carefully every time."
 CHUNK = Chunk(

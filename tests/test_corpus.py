@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.corpus import CorpusError, corpus_fingerprint, load_corpus
+from bot.content.corpus import CorpusError, corpus_fingerprint, load_corpus
 from tests.conftest import CORPUS
 
 
@@ -72,7 +72,7 @@ def test_fingerprint_changes_only_with_content(tmp_path: Path) -> None:
 
 
 def test_requiring_articles_lists_them_without_parsing_and_refuses_an_empty_folder(tmp_path: Path) -> None:
-    from bot.corpus import require_articles
+    from bot.content.corpus import require_articles
 
     with pytest.raises(CorpusError, match="no Markdown"):
         require_articles(tmp_path)

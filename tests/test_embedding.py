@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.embedding import BertMeanEmbeddings, load_embeddings, resolve_model_path
+from bot.models.embedding import BertMeanEmbeddings, load_embeddings, resolve_model_path
 from bot.settings import PACKAGED_EMBEDDING_MODEL, PROJECT_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -21,8 +21,8 @@ MODEL = resolve_model_path(PACKAGED_EMBEDDING_MODEL)
 
 
 def texts() -> list[str]:
-    from bot.chunking import chunk_document
-    from bot.corpus import load_corpus
+    from bot.content.chunking import chunk_document
+    from bot.content.corpus import load_corpus
 
     chunks = [c for d in load_corpus(PROJECT_ROOT / "corpus") for c in chunk_document(d, 450)]
     return [
@@ -64,7 +64,7 @@ def test_a_model_the_lean_path_does_not_cover_goes_through_sentence_transformers
 
 def test_the_packaged_model_loads_without_sentence_transformers() -> None:
     heavy = "{'sentence_transformers', 'transformers', 'sklearn', 'scipy'}"
-    code = ("import sys; from bot.embedding import load_embeddings; load_embeddings().embed_query('knee');"
+    code = ("import sys; from bot.models.embedding import load_embeddings; load_embeddings().embed_query('knee');"
             f"print(sorted({heavy} & set(sys.modules)))")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=os.environ, capture_output=True,
                             text=True, timeout=120, check=True)  # fmt: skip

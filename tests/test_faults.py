@@ -18,9 +18,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.api import create_app
-from bot.index import IndexFiles, _forget_chroma_clients, build_index
-from bot.pipeline import DISCLAIMER
+from bot.index.core import IndexFiles, _forget_chroma_clients, build_index
+from bot.policy import DISCLAIMER
+from bot.server.api import create_app
 from bot.settings import Settings
 from tests.chroma_server import ChromaServer
 from tests.processes import AppProcess, wait_for

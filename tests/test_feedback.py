@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from bot.contract import Answer, Citation, Status
 from bot.feedback import FILENAME, Feedback, FeedbackStore, eval_cases, export_yaml
-from bot.types import Answer, Citation, Status
 
 
 def rated(rating: str = "down", question: str = "Where do my feet go?", history=None, comment: str = "") -> Feedback:

@@ -9,10 +9,11 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from bot.guard import generated_segments, numbers_in
-from bot.llm import accept_rewrite
-from bot.pipeline import DISCLAIMER, Engine
-from bot.types import Answer, Message, Status
+from bot.contract import Answer, Message, Status
+from bot.engine.engine import Engine
+from bot.models.chat import accept_rewrite
+from bot.policy import DISCLAIMER
+from bot.stages.guard import generated_segments, numbers_in
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +174,7 @@ def test_an_unusable_rewrite_keeps_the_engines_own_follow_up_handling(engine: En
 
 
 def test_a_composer_that_cannot_load_is_reported_and_answers_extractively(index_settings, embeddings) -> None:
-    from bot.index import open_index
+    from bot.index.core import open_index
 
     settings = index_settings.model_copy(update={"composer": "no-such-provider:model"})
     engine = Engine(settings, open_index(settings, embeddings), embeddings)

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import Embeddings
 
-from bot.index import IndexFiles, IndexUnavailable, build_index, load_index, open_index, read_manifest, stale_reasons
+from bot.index.core import (
+    IndexFiles,
+    IndexUnavailable,
+    build_index,
+    load_index,
+    open_index,
+    read_manifest,
+    stale_reasons,
+)
 from bot.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -93,7 +101,7 @@ def test_a_corpus_edit_is_detected_and_never_served_silently(settings: Settings,
 
 
 def test_a_changed_embedding_model_rebuilds_from_scratch(settings: Settings, counting, caplog) -> None:
-    from bot.embedding import resolve_model_path
+    from bot.models.embedding import resolve_model_path
 
     build_index(settings, counting)
     other = settings.model_copy(update={"embedding_model": str(resolve_model_path("all-MiniLM-L6-v2"))})
@@ -135,7 +143,7 @@ def test_a_build_killed_half_way_leaves_the_live_index_serving_and_is_resumed(se
 
 def test_a_corrupted_store_is_rebuilt(settings: Settings, counting, caplog) -> None:
     build_index(settings, counting)
-    from bot.index import _forget_chroma_clients
+    from bot.index.core import _forget_chroma_clients
 
     _forget_chroma_clients()
     (IndexFiles(settings.index_dir).chroma / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
@@ -153,7 +161,7 @@ def test_a_missing_part_is_detected(settings: Settings, counting) -> None:
 
 
 def test_a_running_engine_switches_to_a_newer_version_without_restarting(settings: Settings, counting) -> None:
-    from bot.pipeline import Engine
+    from bot.engine.engine import Engine
 
     engine = Engine(settings, open_index(settings, counting), counting)
     assert "good knee sleeves" not in engine.ask("Do knee sleeves help?").answer
@@ -183,9 +191,9 @@ def test_a_build_embeds_longest_first_in_groups_and_stores_each_text_with_its_ow
 ) -> None:
     import chromadb
 
-    import bot.index
+    import bot.index.core
 
-    monkeypatch.setattr(bot.index, "_EMBED_GROUP", 4)
+    monkeypatch.setattr(bot.index.core, "_EMBED_GROUP", 4)
     collection = chromadb.PersistentClient(path=str(tmp_path / "chroma")).create_collection("texts")
     rows = [(f"id{n}", chr(ord("a") + n % 26) * (1 + (n * 7) % 11), {"n": n}) for n in range(10)]
     model, progress = LengthEmbeddings(), []
@@ -205,13 +213,13 @@ def test_a_build_embeds_longest_first_in_groups_and_stores_each_text_with_its_ow
 
 
 def test_a_failed_store_write_stops_the_build(tmp_path: Path, monkeypatch) -> None:
-    import bot.index
+    import bot.index.core
 
     class RefusingCollection:
         def add(self, **kwargs) -> None:
             raise OSError("disk full")
 
-    monkeypatch.setattr(bot.index, "_EMBED_GROUP", 2)
+    monkeypatch.setattr(bot.index.core, "_EMBED_GROUP", 2)
     model = LengthEmbeddings()
     rows = [(f"id{n}", "x" * (n + 1), {}) for n in range(6)]
     with pytest.raises(OSError, match="disk full"):

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.pipeline import DISCLAIMER, Engine
-from bot.types import Answer, Status
+from bot.contract import Answer, Status
+from bot.engine.engine import Engine
+from bot.policy import DISCLAIMER
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,7 +46,7 @@ def test_the_local_model_answers_behind_the_guard(engine: Engine) -> None:
 def openai_compatible_server() -> Iterator[str]:
     """``python -m llama_cpp.server`` serving the SmolLM2 GGUF on a free loopback port."""
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
-    from bot.llm import local_model_path
+    from bot.models.chat import local_model_path
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -77,7 +78,7 @@ def test_an_openai_compatible_server_answers_through_init_chat_model(
     openai_compatible_server: str, index_settings, embeddings
 ) -> None:
     pytest.importorskip("langchain_openai", reason="the 'openai' extra (langchain-openai) is not installed")
-    from bot.index import open_index
+    from bot.index.core import open_index
     from bot.settings import Settings
 
     settings = Settings(**{**index_settings.model_dump(), "composer": "openai:smollm2",
@@ -92,7 +93,7 @@ def test_an_openai_compatible_server_answers_through_init_chat_model(
 
 def test_an_unreachable_endpoint_answers_extractively(index_settings, embeddings) -> None:
     pytest.importorskip("langchain_openai", reason="the 'openai' extra (langchain-openai) is not installed")
-    from bot.index import open_index
+    from bot.index.core import open_index
     from bot.settings import Settings
 
     settings = Settings(**{**index_settings.model_dump(), "composer": "openai:smollm2",

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.pipeline import DISCLAIMER, Engine
-from bot.types import Answer, Status
+from bot.contract import Answer, Status
+from bot.engine.engine import Engine
+from bot.policy import DISCLAIMER
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def test_the_json_form_is_the_documented_contract(engine: Engine) -> None:
 
 
 def test_quotes_point_at_the_exact_source_text(engine: Engine) -> None:
-    from bot.corpus import load_corpus
+    from bot.content.corpus import load_corpus
 
     documents = {d.doc_id: d for d in load_corpus(engine.settings.corpus_dir)}
     for citation in engine.ask("How long should I rest between leg press sessions?").citations:

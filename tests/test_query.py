@@ -1,7 +1,7 @@
 import pytest
 
-from bot.query import build_query, is_follow_up, load_synonyms, without_instructions
-from bot.types import Message
+from bot.contract import Message
+from bot.stages.query import build_query, is_follow_up, load_synonyms, without_instructions
 from tests.conftest import CORPUS
 
 SYNONYMS = load_synonyms(CORPUS / "synonyms.yaml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.ratelimit import RateLimited, RateLimiter
+from bot.server.ratelimit import RateLimited, RateLimiter
 
 
 def test_a_client_over_its_limit_is_told_when_to_retry() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.render import SourcedTurn, answer_html, highlighted_passage, partial_html, question_html, sources_html
-from bot.types import Answer, Citation, Status
+from bot.contract import Answer, Citation, Status
+from bot.server.html import SourcedTurn, answer_html, highlighted_passage, partial_html, question_html, sources_html
 
 DISCLAIMER = "Not medical advice."
 

@@ -5,7 +5,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
-from bot.retrieval import linear_fusion, reciprocal_rank_fusion
+from bot.index.retrievers import linear_fusion, reciprocal_rank_fusion
 
 
 def test_rank_fusion_rewards_agreement() -> None:

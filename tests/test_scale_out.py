@@ -18,8 +18,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.index import IndexFiles, build_index, chroma_client, read_manifest
-from bot.pipeline import DISCLAIMER
+from bot.index.core import IndexFiles, build_index, chroma_client, read_manifest
+from bot.policy import DISCLAIMER
 from bot.settings import PROJECT_ROOT, Settings
 from tests.chroma_server import ChromaServer
 from tests.processes import AppProcess, Hammer, wait_for
@@ -121,9 +121,9 @@ def test_a_build_killed_half_way_leaves_the_live_index_serving_and_the_next_one_
     chroma: ChromaServer, corpus_copy: Path, tmp_path: Path, embeddings
 ) -> None:
     from bench.synthetic_corpus import write_corpus
-    from bot.chunking import chunk_document
-    from bot.corpus import load_document
-    from bot.index import quotable_sentences
+    from bot.content.chunking import chunk_document
+    from bot.content.corpus import load_document
+    from bot.index.core import quotable_sentences
 
     settings = Settings(corpus_dir=corpus_copy, index_dir=tmp_path / "index", chroma_url=chroma.url)
     build_index(settings, embeddings)

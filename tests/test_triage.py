@@ -1,8 +1,8 @@
 import pytest
 
-from bot.query import Query
-from bot.triage import classify, counted_thing, language_is_english, red_flag, screen_input, states_count
-from bot.types import Status
+from bot.contract import Status
+from bot.stages.query import Query
+from bot.stages.triage import classify, counted_thing, language_is_english, red_flag, screen_input, states_count
 
 
 def query(text: str) -> Query:

@@ -12,9 +12,9 @@ from typing import Any, Literal
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
-from bot.corpus import CorpusError, load_corpus
+from bot.content.corpus import CorpusError, load_corpus
+from bot.contract import Status
 from bot.settings import PROJECT_ROOT
-from bot.types import Status
 
 EVAL_DIR = PROJECT_ROOT / "eval"
 SETS_DIR = EVAL_DIR / "sets"

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bot.contract import Answer
 from bot.evaluate.loader import Case
-from bot.types import Answer
 
 CITATION_MARKER = re.compile(r"\[(\d+)\]")
 #: Cut-offs of the retrieval metrics: hit@1, hit@3 and MRR@5.
@@ -109,7 +109,7 @@ def groundedness(answer: Answer, body: str) -> float | None:
     appears in the passages its markers cite and at least half of its content words do (a verbatim
     quote always is). Measured on the recorded reply alone.
     """
-    from bot.lexical import content_words
+    from bot.language.words import content_words
 
     passages = {c.n: c.text for c in answer.citations}
     verdicts = []

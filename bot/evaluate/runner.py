@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from bot.contract import Answer
 from bot.evaluate.loader import Case, QuestionSet
 from bot.evaluate.metrics import CaseMetrics, GroupSummary, crashed_case, measure_case, summarize
-from bot.types import Answer
 
 #: The name of the whole run in summaries and thresholds.
 ALL = "all"
@@ -157,7 +157,7 @@ def run_evaluation(
         progress: Show a progress bar on standard error.
     """
     if disclaimer is None:
-        from bot.pipeline import DISCLAIMER
+        from bot.policy import DISCLAIMER
 
         disclaimer = DISCLAIMER
     selected = select_cases(question_sets, tags)

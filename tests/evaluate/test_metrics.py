@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.contract import Answer, Citation, Passage, Status
 from bot.evaluate.loader import Case
 from bot.evaluate.metrics import (
     answer_body,
@@ -18,7 +19,6 @@ from bot.evaluate.metrics import (
     reciprocal_rank,
     summarize,
 )
-from bot.types import Answer, Citation, Passage, Status
 
 DISCLAIMER = "Not medical advice; see a doctor."
 FEET = "Position your feet about shoulder-width apart on the platform."

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.contract import Answer
+from bot.engine.engine import Engine
 from bot.evaluate.gate import THRESHOLDS_FILE, check_gate, compare_runs, load_thresholds
 from bot.evaluate.reports import REPORT_FILES, markdown_table, summary_rows, text_table, write_reports
 from bot.evaluate.runner import EvaluationRun, run_evaluation
-from bot.pipeline import Engine
-from bot.types import Answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from bot.contract import Answer
+from bot.engine.engine import Engine
 from bot.evaluate.gate import THRESHOLDS_FILE, check_gate, load_thresholds
 from bot.evaluate.loader import QuestionSet
 from bot.evaluate.runner import EvaluationRun, run_case, run_evaluation, select_cases
-from bot.pipeline import DISCLAIMER, Engine
-from bot.types import Answer
+from bot.policy import DISCLAIMER
 
 pytestmark = [pytest.mark.integration]
 

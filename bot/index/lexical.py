@@ -1,7 +1,6 @@
 """BM25 over the passages with tantivy: persisted on disk and updated in place, never rebuilt at start.
 
-Words are lower-cased, stripped of English stop words and stemmed, the same way for passages and
-questions (``analyze``), so "sleeves" finds "sleeve" and "locking" finds "lock".
+Passages and questions are analysed the same way (``bot.language.words``).
 """
 
 from __future__ import annotations
@@ -9,45 +8,19 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 
 import tantivy
 
-_ANALYZER = "en_knee"
+from bot.language.words import ANALYZER_NAME, analyze, new_analyzer
+
 _WRITER_HEAP = 64_000_000
-
-
-def _new_analyzer() -> tantivy.TextAnalyzer:
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.stopword("english"))
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
-
-
-@lru_cache(maxsize=1)
-def _analyzer() -> tantivy.TextAnalyzer:
-    return _new_analyzer()
-
-
-def analyze(text: str) -> list[str]:
-    """The stemmed content words of ``text``, as the lexical index sees them."""
-    return list(_analyzer().analyze(text))
-
-
-def content_words(text: str) -> set[str]:
-    """The distinct stemmed content words of ``text`` (for overlap scores)."""
-    return set(analyze(text))
 
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("chunk_id", stored=True, tokenizer_name="raw")
-    builder.add_text_field("text", stored=True, tokenizer_name=_ANALYZER, index_option="freq")
+    builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER_NAME, index_option="freq")
     return builder.build()
 
 
@@ -59,7 +32,7 @@ class LexicalIndex:
         folder.mkdir(parents=True, exist_ok=True)
         self._schema = _schema()
         self._index = tantivy.Index(self._schema, path=str(folder), reuse=True)
-        self._index.register_tokenizer(_ANALYZER, _new_analyzer())
+        self._index.register_tokenizer(ANALYZER_NAME, new_analyzer())
         self._searcher = self._index.searcher()
 
     @classmethod

@@ -23,8 +23,23 @@ from langchain_core.messages import BaseMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ValidationError
 
+from bot import policy
 from bot.cache import CountingLRU
-from bot.compose import (
+from bot.content.documents import Chunk
+from bot.contract import Answer, Citation, Message, Passage, Status
+from bot.index.core import Index, IndexFiles, load_index, open_index, quotable_sentences, read_manifest, sentence_id
+from bot.index.retrievers import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
+from bot.language.words import content_words
+from bot.models.chat import (
+    EXTRACTIVE,
+    ComposerUnavailable,
+    accept_rewrite,
+    build_messages,
+    load_chat_model,
+    rewrite_messages,
+)
+from bot.settings import Settings, get_settings
+from bot.stages.compose import (
     Claim,
     ComposeSettings,
     Draft,
@@ -37,21 +52,11 @@ from bot.compose import (
     render,
     select_claims,
 )
-from bot.guard import GuardSettings, check_generated_sentence, generated_segments, guard
-from bot.index import Index, IndexFiles, load_index, open_index, quotable_sentences, read_manifest, sentence_id
-from bot.lexical import content_words
-from bot.llm import EXTRACTIVE, ComposerUnavailable, accept_rewrite, build_messages, load_chat_model, rewrite_messages
-from bot.query import Query, build_query, load_synonyms
-from bot.retrieval import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
-from bot.settings import Settings, get_settings
-from bot.triage import Verdict, classify, counted_thing, screen_input, states_count
-from bot.types import Answer, Chunk, Citation, Message, Passage, Status
+from bot.stages.guard import GuardSettings, check_generated_sentence, generated_segments, guard
+from bot.stages.query import Query, build_query, load_synonyms
+from bot.stages.triage import Verdict, classify, counted_thing, screen_input, states_count
 
-DISCLAIMER = (
-    "This is general information from fitness articles, not medical advice. If pain is severe, "
-    "persists or worries you, see a doctor or physical therapist."
-)
-log = logging.getLogger("bot.pipeline")
+log = logging.getLogger("bot.engine.engine")
 _CANDIDATES_PER_RETRIEVER = 20
 #: Passage similarity counts fully, the best sentence's similarity and BM25 (normalised to its best match)
 #: less; chosen from a stable plateau on eval/sets core + conversations (see README, "Quality and speed").
@@ -271,8 +276,8 @@ class Engine:
         ``embeddings``: an already loaded embedding model (the app loads it first, so that retries while the
         Chroma server is unreachable reuse it).
         """
-        from bot.corpus import require_articles
-        from bot.embedding import load_embeddings
+        from bot.content.corpus import require_articles
+        from bot.models.embedding import load_embeddings
 
         settings = settings or get_settings()
         # A missing or empty corpus fails before seconds of model loading. Articles are only parsed if the
@@ -340,7 +345,7 @@ class Engine:
             turn.draft = Draft(
                 intro=escalation_intro(verdict),
                 claims=claims,
-                claims_heading="What the article says that may still help:",
+                claims_heading=policy.ESCALATION_GUIDANCE_HEADING,
             )
         elif claims and self._answers_count(turn, claims):
             turn.draft = self._generate(turn, claims) if self.chat_model is not None else Draft(claims=claims)
@@ -387,7 +392,7 @@ class Engine:
             )
             for p in turn.passages[: self.settings.top_k]
         ]
-        text = f"{body}\n\n---\n{DISCLAIMER}"
+        text = f"{body}\n\n---\n{policy.DISCLAIMER}"
         if turn.on_delta is not None:
             # Verified sentences already went out as the model wrote them; the rest follows now.
             rest = text[len(turn.streamed) :] if text.startswith(turn.streamed) else text
@@ -400,7 +405,7 @@ class Engine:
             question=turn.question,
             status=turn.verdict.status,
             answer=text,
-            disclaimer=DISCLAIMER,
+            disclaimer=policy.DISCLAIMER,
             citations=citations,
             passages=passages,
             timings_ms=turn.timings,
@@ -646,15 +651,10 @@ _default_engine: Engine | None = None
 _default_lock = Lock()
 
 
-def get_engine() -> Engine:
+def default_engine() -> Engine:
     """The process-wide engine, loaded on first use."""
     global _default_engine
     with _default_lock:
         if _default_engine is None:
             _default_engine = Engine.load()
         return _default_engine
-
-
-def ask(question: str, history: Iterable[Any] | None = None) -> Answer:
-    """Answer ``question`` (with optional ``history`` of ``{"role", "content"}`` turns) from the corpus."""
-    return get_engine().ask(question, history)

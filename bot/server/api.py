@@ -31,18 +31,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot import metrics
+from bot.contract import Answer
+from bot.contract import Message as ChatMessage
 from bot.feedback import Feedback, FeedbackStore
 from bot.observability import new_request_id, request_fields, start_request
-from bot.ratelimit import RateLimited, RateLimiter
+from bot.server import metrics
+from bot.server.ratelimit import RateLimited, RateLimiter
 from bot.settings import Settings, get_settings
-from bot.types import Answer
-from bot.types import Message as ChatMessage
 
 if TYPE_CHECKING:
-    from bot.pipeline import Engine
+    from bot.engine.engine import Engine
 
-log = logging.getLogger("bot.api")
+log = logging.getLogger("bot.server.api")
 #: One line per request (method, path, status, duration, answer status and stage timings) at INFO.
 access_log = logging.getLogger("bot.access")
 
@@ -146,7 +146,7 @@ class Services:
 
     def store_reachable(self) -> bool:
         """Whether the vector store answers (a Chroma server heartbeat, checked at most once a second)."""
-        from bot.index import store_reachable
+        from bot.index.core import store_reachable
 
         now = time.monotonic()
         if now >= self._store_checked_until:
@@ -161,7 +161,7 @@ class Services:
 
     def is_store_failure(self, error: BaseException) -> bool:
         """Whether ``error`` came from an unreachable store (and if so, remember that)."""
-        from bot.index import store_unreachable
+        from bot.index.core import store_unreachable
 
         if store_unreachable(self.settings, error):
             self.store_failed()
@@ -181,7 +181,7 @@ class Services:
 
     async def load_when_store_returns(self, embeddings: Any) -> None:
         """Load the engine once the Chroma server answers again (it was unreachable at start-up)."""
-        from bot.pipeline import Engine
+        from bot.engine.engine import Engine
 
         settings = self.settings
         delay = 1.0
@@ -379,7 +379,7 @@ def _json_error(
 
 
 def _disclaimer() -> str:
-    from bot.pipeline import DISCLAIMER
+    from bot.policy import DISCLAIMER
 
     return DISCLAIMER
 
@@ -452,7 +452,7 @@ router = APIRouter(prefix="/api", responses={
 @router.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
 def health(bot: Services = Depends(services)) -> Response:  # noqa: B008
     """Ready (200) once the index is loaded and its store answers; 503, saying why, until then."""
-    from bot.index import store_description
+    from bot.index.core import store_description
 
     settings = bot.settings
     found = Health(status="starting", store=store_description(settings), composer=settings.composer,
@@ -578,9 +578,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         bot.slots = anyio.CapacityLimiter(settings.worker_threads)
         retry: asyncio.Task[None] | None = None
         if bot.engine is None:
-            from bot.embedding import load_embeddings
-            from bot.index import store_unreachable
-            from bot.pipeline import Engine
+            from bot.engine.engine import Engine
+            from bot.index.core import store_unreachable
+            from bot.models.embedding import load_embeddings
 
             embeddings = await anyio.to_thread.run_sync(
                 lambda: load_embeddings(settings.embedding_model, threads=settings.torch_threads)
@@ -673,7 +673,7 @@ async def _serve_page(app: FastAPI, bot: Services, stopping: anyio.Event) -> Non
     """
 
     def build() -> Any:
-        from bot.ui import mount_page
+        from bot.server.page import mount_page
 
         return mount_page(app, bot)
 
@@ -694,13 +694,13 @@ async def _serve_page(app: FastAPI, bot: Services, stopping: anyio.Event) -> Non
 
 def worker_app() -> FastAPI:
     """The app as each of several worker processes builds it (``uvicorn --factory``; see ``app.py``)."""
-    from bot.cli import configure_logging
+    from bot.cli.main import configure_logging
 
     configure_logging()
     return create_app()
 
 
 def _version() -> str:
-    from bot import __version__
+    from bot.version import __version__
 
     return __version__

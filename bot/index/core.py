@@ -35,11 +35,11 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ValidationError
 
 from bot.cache import CountingLRU
-from bot.chunking import CHUNKER_VERSION, chunk_document
-from bot.corpus import article_paths, corpus_fingerprint, doc_id, load_document
-from bot.lexical import LexicalIndex
+from bot.content.chunking import CHUNKER_VERSION, chunk_document
+from bot.content.corpus import article_paths, corpus_fingerprint, doc_id, load_document
+from bot.index.lexical import LexicalIndex
 from bot.settings import Settings
-from bot.types import Chunk, Sentence
+from bot.content.documents import Chunk, Sentence
 
 log = logging.getLogger("bot.index")
 
@@ -413,7 +413,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
     live = {i for entry in indexed.values() for i in entry.chunk_ids}
     wanted = {i for entry in documents.values() for i in entry.chunk_ids}
     if not wanted:
-        from bot.corpus import CorpusError
+        from bot.content.corpus import CorpusError
 
         raise CorpusError(f"The corpus folder {settings.corpus_dir} has no Markdown (.md) articles.")
     fresh = [c for c in new_chunks if c.chunk_id not in live]

@@ -1,7 +1,7 @@
 """The chat page: a Gradio shell over ``Engine.stream``, mounted at ``/`` on the API app.
 
 The conversation lives in a per-visitor ``Conversation`` (Gradio state); the chat, the sources panel and
-the feedback box are drawn from it. All HTML comes from ``bot.render``, which escapes what people and
+the feedback box are drawn from it. All HTML comes from ``bot.server.html``, which escapes what people and
 articles wrote. ``/?embed=1`` hides the page header for use in an iframe.
 """
 
@@ -17,12 +17,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from bot.api import NOT_READY_MESSAGE
-from bot.compose import EXAMPLE_QUESTIONS
+from bot.contract import Answer
 from bot.feedback import MAX_COMMENT_CHARS, Feedback
-from bot.pipeline import DISCLAIMER
-from bot.ratelimit import RateLimited
-from bot.render import (
+from bot.policy import DISCLAIMER, EXAMPLE_QUESTIONS
+from bot.server.api import NOT_READY_MESSAGE
+from bot.server.html import (
     SourcedTurn,
     answer_html,
     notice_html,
@@ -30,17 +29,17 @@ from bot.render import (
     question_html,
     sources_html,
 )
-from bot.types import Answer
+from bot.server.ratelimit import RateLimited
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from bot.api import Services
+    from bot.server.api import Services
 
 TITLE = "Knee-pain coach"
 _FAILED = "Sorry — something went wrong while answering. Please try again."
 _RATING_FAILED = "Sorry — your rating could not be saved just now. Please try again later."
-log = logging.getLogger("bot.ui")
+log = logging.getLogger("bot.server.page")
 
 
 @dataclass

@@ -12,16 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot.triage import Verdict
-from bot.types import Chunk, Sentence, Status
-
-#: Questions offered to people who asked something the bot cannot help with.
-EXAMPLE_QUESTIONS = (
-    "Where should my feet go on the leg press?",
-    "Why do my knees hurt after leg day?",
-    "Is it bad to lock my knees at the top?",
-    "How often should I do leg press?",
-)
+from bot import policy
+from bot.content.documents import Chunk, Sentence
+from bot.contract import Status
+from bot.stages.triage import Verdict
 
 # Case-sensitive on purpose: "It" opens an anaphoric sentence, "IT band" does not.
 _ANAPHORIC_START = re.compile(r"^(This|These|That|Those|It|They)\b")
@@ -182,63 +176,28 @@ def select_claims(
 
 # -- fixed replies -----------------------------------------------------------------------------
 
-_INVALID = {
-    "empty": "Please type a question — for example, *Where should my feet go on the leg press?*",
-    "too_long": "That message is longer than {detail} characters. "
-    "Please shorten it to the question you'd like answered.",
-    "control_characters": "That message contains hidden control characters. Please retype it as plain text.",
-    "markup": "Please ask in plain text — messages containing HTML or code markup can't be answered.",
-    "history": "The conversation history sent with this question isn't in the expected form. "
-    "Please start a new conversation.",
-    "request": 'That request isn\'t in the expected form: send a JSON object with a "question" string and, optionally, '
-    'a "history" list of {"role": "user" or "assistant", "content": "..."} turns.',
-}
-
-_NOT_COVERED = {
-    "medication": "The articles I answer from don't cover medication or doses, so I can't advise on that. "
-    "A pharmacist, doctor or physical therapist can tell you what is safe for you.",
-    "injection": "The articles I answer from don't cover injections, so I can't advise on them. "
-    "A doctor or physical therapist can talk you through the options.",
-    "surgery": "The articles I answer from don't cover surgery, so I can't advise on it. "
-    "An orthopaedic doctor or physical therapist is the right person to ask.",
-    "diagnosis": "I can't diagnose a specific injury, and the articles I answer from don't cover telling injuries "
-    "apart. A doctor or physical therapist can examine your knee and tell you what is going on.",
-}
-_NOT_FOUND_GENERAL = (
-    "The articles I answer from don't cover that, so I'd rather not guess. "
-    "A physical therapist or personal trainer can help with questions like this."
-)
-
 
 def _examples() -> str:
-    return "\n".join(f"- {q}" for q in EXAMPLE_QUESTIONS)
+    return "\n".join(f"- {q}" for q in policy.EXAMPLE_QUESTIONS)
 
 
 def fixed_reply(verdict: Verdict) -> Draft:
     """The reply for a verdict that does not quote the articles: invalid, out of scope or not covered."""
     if verdict.status is Status.invalid:
-        return Draft(intro=_INVALID.get(verdict.reason, _INVALID["empty"]).replace("{detail}", verdict.detail))
+        return Draft(
+            intro=policy.INVALID.get(verdict.reason, policy.INVALID["empty"]).replace("{detail}", verdict.detail)
+        )
     if verdict.status is Status.out_of_scope:
-        if verdict.reason == "language":
-            lead = "Sorry — I can only answer in English for now."
-        else:
-            lead = (
-                "I can only help with questions about knee pain and the leg press — technique, foot position, "
-                "weights, recovery and related knee problems."
-            )
+        lead = policy.OTHER_LANGUAGE if verdict.reason == "language" else policy.OUT_OF_SCOPE
         return Draft(intro=f"{lead} You could ask:\n\n{_examples()}")
     if verdict.status is Status.not_found:
-        return Draft(intro=_NOT_COVERED.get(verdict.detail, _NOT_FOUND_GENERAL))
+        return Draft(intro=policy.NOT_COVERED.get(verdict.detail, policy.NOT_FOUND))
     raise ValueError(f"{verdict.status} replies are composed from passages")
 
 
 def escalation_intro(verdict: Verdict) -> str:
     """The warning that leads every escalated reply."""
-    return (
-        f"**⚠️ Please get this checked by a doctor promptly.** {verdict.detail} can be a sign of an injury that "
-        "needs a medical examination, so stop leg pressing until you have been assessed. If you can't put "
-        "weight on the leg, the pain is severe, or your calf is swollen and painful, seek urgent care today."
-    )
+    return policy.escalation_warning(verdict.detail)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -292,7 +251,7 @@ def render(draft: Draft, passages: Mapping[str, Chunk]) -> tuple[str, list[tuple
     if claims and not draft.intro and not heading:
         blocks.append(_render_claim(claims[0], markers(claims[0]), bullet=False))
         # A list lead ends in a list; a heading keeps the points from merging into it.
-        heading = "Also worth knowing:" if claims[0].is_list else ""
+        heading = policy.MORE_POINTS_HEADING if claims[0].is_list else ""
         claims = claims[1:]
     if claims:
         if heading:

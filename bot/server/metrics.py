@@ -28,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 if TYPE_CHECKING:
     from bot.cache import CountingLRU
-    from bot.types import Answer
+    from bot.contract import Answer
 
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: The routes reported by name; anything else is ``/api/other`` (unknown API paths) or ``page``.

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.triage import in_domain, topic_words
-from bot.types import Message
+from bot.contract import Message
+from bot.stages.triage import in_domain, topic_words
 
 # A short turn that opens like this, or leans on a pronoun, continues the previous question.
 _FOLLOW_UP_OPENERS = re.compile(
@@ -52,7 +52,7 @@ def _own_words(text: str) -> list[str]:
 
 def substantive_words(text: str) -> set[str]:
     """The stemmed words of ``text`` that carry its subject (its own words, stemmed for overlap)."""
-    from bot.lexical import content_words
+    from bot.language.words import content_words
 
     return content_words(" ".join(_own_words(text)))
 

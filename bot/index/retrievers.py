@@ -18,8 +18,8 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
-from bot.index import ChunkTable, chunk_of_sentence
-from bot.lexical import LexicalIndex
+from bot.index.core import ChunkTable, chunk_of_sentence
+from bot.index.lexical import LexicalIndex
 
 Ranking = Sequence[tuple[str, float]]
 

@@ -13,8 +13,8 @@ import typer
 from bot.settings import get_settings
 
 if TYPE_CHECKING:
-    from bot.pipeline import Engine
-    from bot.types import Answer
+    from bot.contract import Answer
+    from bot.engine.engine import Engine
 
 app = typer.Typer(
     help="Grounded answers about knee pain after the leg press.",
@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-log = logging.getLogger("bot.cli")
+log = logging.getLogger("bot.cli.main")
 
 
 def configure_logging() -> None:
@@ -40,10 +40,10 @@ def _fail(message: str) -> typer.Exit:
 
 def load_engine() -> Engine:
     """The engine, or a clear error and exit code 2 when the corpus, model or index can't be used."""
-    from bot.corpus import CorpusError
-    from bot.embedding import EmbeddingModelError
-    from bot.index import IndexUnavailable
-    from bot.pipeline import Engine
+    from bot.content.corpus import CorpusError
+    from bot.engine.engine import Engine
+    from bot.index.core import IndexUnavailable
+    from bot.models.embedding import EmbeddingModelError
 
     try:
         return Engine.load(get_settings(), show_progress=sys.stderr.isatty())
@@ -105,9 +105,9 @@ def index(
 ) -> None:
     """Build or update the index from the corpus (only new or changed passages are embedded)."""
     configure_logging()
-    from bot.corpus import CorpusError
-    from bot.embedding import EmbeddingModelError, load_embeddings
-    from bot.index import build_index, discard_index
+    from bot.content.corpus import CorpusError
+    from bot.index.core import build_index, discard_index
+    from bot.models.embedding import EmbeddingModelError, load_embeddings
 
     settings = get_settings()
     try:

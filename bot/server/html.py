@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 
-from bot.types import Answer, Citation, Status
+from bot.contract import Answer, Citation, Status
 
 # ``breaks``: a line break in an answer (a list's lead-in and its items) stays a line break.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False, "breaks": True})

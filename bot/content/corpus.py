@@ -9,7 +9,7 @@ from pathlib import Path
 import frontmatter
 import yaml
 
-from bot.types import Document
+from bot.content.documents import Article
 
 
 class CorpusError(ValueError):
@@ -23,7 +23,7 @@ def article_paths(corpus_dir: Path) -> list[Path]:
     return sorted(p for p in corpus_dir.rglob("*.md") if p.name.lower() != "readme.md")
 
 
-def load_document(path: Path, corpus_dir: Path) -> Document:
+def load_document(path: Path, corpus_dir: Path) -> Article:
     """Parse one article; the document id is its path inside the corpus without the suffix."""
     try:
         post = frontmatter.loads(path.read_text(encoding="utf-8"))
@@ -39,7 +39,7 @@ def load_document(path: Path, corpus_dir: Path) -> Document:
 
     first_heading = re.search(r"^#\s+(.+)$", body, flags=re.MULTILINE)
     title = field("title") or (first_heading.group(1).strip() if first_heading else path.stem)
-    return Document(
+    return Article(
         doc_id=doc_id(path, corpus_dir),
         title=title,
         text=body,
@@ -63,7 +63,7 @@ def require_articles(corpus_dir: Path) -> list[Path]:
     return paths
 
 
-def load_corpus(corpus_dir: Path) -> list[Document]:
+def load_corpus(corpus_dir: Path) -> list[Article]:
     """All articles of the corpus (at least one)."""
     return [load_document(path, corpus_dir) for path in require_articles(corpus_dir)]
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-from bot.types import Chunk, Document, Sentence
+from bot.content.documents import Article, Chunk, Sentence
 
 #: Bump when the chunking rules change: it is part of the index fingerprint.
 CHUNKER_VERSION = "4"
@@ -218,7 +218,7 @@ def chunk_id(doc_id: str, section: tuple[str, ...], context: str, text: str) -> 
     return f"{doc_id}#{digest}"
 
 
-def chunk_document(document: Document, max_chars: int = 450) -> list[Chunk]:
+def chunk_document(document: Article, max_chars: int = 450) -> list[Chunk]:
     """Structure-aware chunks of one document, in reading order."""
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}

@@ -11,10 +11,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.types import Status
+from bot.contract import Status
 
 if TYPE_CHECKING:
-    from bot.query import Query
+    from bot.stages.query import Query
 
 
 @dataclass(frozen=True)

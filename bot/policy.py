@@ -1,0 +1,95 @@
+"""Every word the product says on its own: the disclaimer, the example questions and each fixed message.
+
+Kept in one place so that what members read can be reviewed (and reworded) without reading code.
+"""
+
+from __future__ import annotations
+
+#: Ends every reply, whatever happened.
+DISCLAIMER = (
+    "This is general information from fitness articles, not medical advice. If pain is severe, "
+    "persists or worries you, see a doctor or physical therapist."
+)
+
+#: Questions offered to people who asked something the bot cannot help with (and shown on the page).
+EXAMPLE_QUESTIONS = (
+    "Where should my feet go on the leg press?",
+    "Why do my knees hurt after leg day?",
+    "Is it bad to lock my knees at the top?",
+    "How often should I do leg press?",
+)
+
+# -- replies that quote nothing ------------------------------------------------------------------
+
+#: The reply to input no answer is attempted for, by reason (``{detail}``: the length limit).
+INVALID = {
+    "empty": "Please type a question — for example, *Where should my feet go on the leg press?*",
+    "too_long": "That message is longer than {detail} characters. "
+    "Please shorten it to the question you'd like answered.",
+    "control_characters": "That message contains hidden control characters. Please retype it as plain text.",
+    "markup": "Please ask in plain text — messages containing HTML or code markup can't be answered.",
+    "history": "The conversation history sent with this question isn't in the expected form. "
+    "Please start a new conversation.",
+    "request": 'That request isn\'t in the expected form: send a JSON object with a "question" string and, optionally, '
+    'a "history" list of {"role": "user" or "assistant", "content": "..."} turns.',
+}
+
+#: Topics the articles deliberately do not cover, and who can help instead.
+NOT_COVERED = {
+    "medication": "The articles I answer from don't cover medication or doses, so I can't advise on that. "
+    "A pharmacist, doctor or physical therapist can tell you what is safe for you.",
+    "injection": "The articles I answer from don't cover injections, so I can't advise on them. "
+    "A doctor or physical therapist can talk you through the options.",
+    "surgery": "The articles I answer from don't cover surgery, so I can't advise on it. "
+    "An orthopaedic doctor or physical therapist is the right person to ask.",
+    "diagnosis": "I can't diagnose a specific injury, and the articles I answer from don't cover telling injuries "
+    "apart. A doctor or physical therapist can examine your knee and tell you what is going on.",
+}
+NOT_FOUND = (
+    "The articles I answer from don't cover that, so I'd rather not guess. "
+    "A physical therapist or personal trainer can help with questions like this."
+)
+
+OUT_OF_SCOPE = (
+    "I can only help with questions about knee pain and the leg press — technique, foot position, "
+    "weights, recovery and related knee problems."
+)
+OTHER_LANGUAGE = "Sorry — I can only answer in English for now."
+#: Leads the quoted guidance of an escalated reply.
+ESCALATION_GUIDANCE_HEADING = "What the article says that may still help:"
+#: Sits between a list lead and the points after it, so they don't merge into the list.
+MORE_POINTS_HEADING = "Also worth knowing:"
+
+
+def escalation_warning(symptom: str) -> str:
+    """The warning that leads every escalated reply (``symptom`` as triage names it)."""
+    return (
+        f"**⚠️ Please get this checked by a doctor promptly.** {symptom} can be a sign of an injury that "
+        "needs a medical examination, so stop leg pressing until you have been assessed. If you can't put "
+        "weight on the leg, the pain is severe, or your calf is swollen and painful, seek urgent care today."
+    )
+
+
+# -- the web shells ------------------------------------------------------------------------------
+
+NOT_READY = "The coach is still starting up. Please try again in a few seconds."
+STORE_UNAVAILABLE = (
+    "Sorry — the coach can't reach its articles right now, so it can't answer safely. "
+    "Please try again in a minute. If your knee pain is severe or worrying, don't wait: see a doctor or "
+    "physical therapist."
+)
+FEEDBACK_UNAVAILABLE = (
+    "Sorry — your rating could not be saved just now. The answer itself is unaffected; please try rating again later."
+)
+INTERNAL_ERROR = "Something went wrong on our side. Please try again."
+ORIGIN_NOT_ALLOWED = (
+    "This site is not allowed to use the coach: its address must be in the coach server's BOT_CORS_ORIGINS list."
+)
+PAGE_ANSWER_FAILED = "Sorry — something went wrong while answering. Please try again."
+PAGE_RATING_FAILED = "Sorry — your rating could not be saved just now. Please try again later."
+SITE_CAP_REACHED = "This site has used up today's questions for the coach. Please try again tomorrow."
+
+
+def too_fast(retry_after: int) -> str:
+    """What a client over its per-client limit is told."""
+    return f"You're asking faster than the coach can keep up. Please wait about {retry_after} s and try again."
