@@ -21,7 +21,7 @@ def main() -> None:
     import yaml
 
     from bot.engine.engine import Engine
-    from bot.stages.compose import Support
+    from bot.stages.state import Support
     from bot.stages.guard import GuardSettings, check_generated_sentence
 
     engine = Engine.load()
@@ -33,9 +33,8 @@ def main() -> None:
     ]
     pairs = []  # (sentence with [1], facts, passages, vectors, is_right)
     for question in questions:
-        turn = engine._turn(question, [])
-        turn = engine._retrieve(turn)
-        claims = engine._claims(turn, limit=None)
+        turn = engine.chain.run_through(engine.new_state(question, []), "compose")
+        claims = turn.facts
         passages = {p.chunk.chunk_id: p.chunk for p in turn.passages}
         for claim in claims:
             others = [p for p in turn.passages[:3] if p.chunk.chunk_id != claim.support[0].chunk_id]

@@ -39,6 +39,24 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(1000, ge=10, le=100_000, description="Longer questions are rejected.")
     max_history_messages: int = Field(20, ge=0, le=1000, description="Older conversation turns are ignored.")
     answer_points: int = Field(3, ge=0, le=10, description="Supporting points after the lead sentence.")
+    scope_similarity: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="A question without a knee, leg or training word is in scope if a passage is this close to it.",
+    )
+    answer_similarity: float = Field(
+        0.25, ge=0, le=1, description="Below this closeness of the best passage, the articles have no answer."
+    )
+    candidates_per_retriever: int = Field(
+        20, ge=1, le=500, description="Passages each retriever (passages, sentences, BM25) proposes for fusion."
+    )
+    candidate_margin: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="Passages kept beyond those shown or quoted: triage weighs the closest of them all.",
+    )
     torch_threads: int = Field(
         1, ge=0, le=64, description="CPU threads per question embedding (0: torch's default, all cores)."
     )

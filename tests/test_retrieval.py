@@ -41,7 +41,7 @@ RETRIEVERS = ["text", "sentences", "lexical", "hybrid"]
 
 
 def retriever(engine, name: str) -> BaseRetriever:
-    return engine.retriever if name == "hybrid" else engine.retriever.retrievers[name]
+    return engine.versions.current.retriever if name == "hybrid" else engine.versions.current.retriever.retrievers[name]
 
 
 @pytest.mark.integration
@@ -64,7 +64,7 @@ def test_retriever_respects_k(engine, name: str) -> None:
 
 @pytest.mark.integration
 def test_hybrid_returns_each_passage_with_its_text(engine) -> None:
-    found = engine.retriever.invoke("where should my feet go on the leg press platform")
+    found = engine.versions.current.retriever.invoke("where should my feet go on the leg press platform")
     assert found and all(doc.page_content == engine.index.chunks[doc.id].text for doc in found)
 
 
@@ -79,7 +79,7 @@ class FixedRetriever(BaseRetriever):
 def test_hybrid_skips_passages_the_served_version_does_not_list_before_cutting_to_k(engine) -> None:
     first, second = list(engine.index.chunks)[:2]
     ranking = [("written-by-a-newer-build", 0.9), (first, 0.8), (second, 0.7)]
-    hybrid = engine.retriever.model_copy(update={"retrievers": {"text": FixedRetriever(ranking=ranking)}, "k": 2})
+    hybrid = engine.versions.current.retriever.model_copy(update={"retrievers": {"text": FixedRetriever(ranking=ranking)}, "k": 2})
     assert [doc.id for doc in hybrid.invoke("anything")] == [first, second]
 
 
@@ -95,7 +95,7 @@ class WaitingRetriever(BaseRetriever):
 def test_hybrid_runs_its_retrievers_side_by_side(engine) -> None:
     meeting = threading.Barrier(2, timeout=5)
     both = {name: WaitingRetriever(meeting=meeting) for name in ("text", "lexical")}
-    assert engine.retriever.model_copy(update={"retrievers": both}).invoke("knee pain") == []
+    assert engine.versions.current.retriever.model_copy(update={"retrievers": both}).invoke("knee pain") == []
 
 
 class RecordingCollection:
@@ -118,7 +118,7 @@ def test_vector_retrievers_ask_the_store_for_ids_and_distances_only(engine, name
 
 @pytest.mark.integration
 def test_hybrid_exposes_each_retrievers_score(engine) -> None:
-    [best, *_] = engine.retriever.invoke("how many reps for hypertrophy")
+    [best, *_] = engine.versions.current.retriever.invoke("how many reps for hypertrophy")
     assert {"text_score", "sentences_score", "lexical_score"} <= best.metadata.keys()
 
 

@@ -9,19 +9,17 @@ chose; what it writes reaches the user only through the grounding guard (``bot.s
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from threading import Lock
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
-from bot.contract import Message
 from bot.settings import Settings
 
 LOCAL_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -158,65 +156,3 @@ def load_chat_model(settings: Settings) -> BaseChatModel | None:
         raise ComposerUnavailable(f"BOT_COMPOSER={spec} needs its LangChain integration package: {error}") from error
     except ValueError as error:
         raise ComposerUnavailable(f"BOT_COMPOSER={spec!r} is not a chat model LangChain knows: {error}") from error
-
-
-# -- prompting ---------------------------------------------------------------------------------------
-
-_SYSTEM = "You are a helpful assistant. You answer briefly and cite passages like [1]."
-_INSTRUCTIONS = "Answer in 2-3 short sentences. After each sentence write the passage number in brackets, like [2]."
-
-
-def _quoted(text: str) -> str:
-    # The user's words are data: quoted, and unable to close the quotes.
-    return '"' + " ".join(text.replace('"', "'").split()) + '"'
-
-
-def build_messages(question: str, facts: Sequence[str]) -> list[BaseMessage]:
-    """The prompt: numbered passages, the question (quoted, as data) and the rules, in one user turn.
-
-    Small models follow instructions in the last user turn far better than in a system message, so the
-    passages and the rules go there. The question is the standalone one (a follow-up already carries
-    its context), so no conversation is needed.
-    """
-    passages = "\n".join(f"[{n}] {fact}" for n, fact in enumerate(facts, start=1))
-    content = f"Passages:\n{passages}\n\nQuestion: {_quoted(question)}\n{_INSTRUCTIONS}"
-    return [SystemMessage(content=_SYSTEM), HumanMessage(content=content)]
-
-
-def rewrite_messages(question: str, history: Sequence[Message]) -> list[BaseMessage]:
-    """A prompt asking for the follow-up ``question`` as one standalone question."""
-    recent = [m for m in history if m.content.strip()][-4:]
-    conversation = "\n".join(
-        f"{'Member' if m.role == 'user' else 'Assistant'}: {_quoted(m.content[:300])}" for m in recent
-    )
-    return [
-        SystemMessage(content="You rewrite follow-up questions so they can be understood on their own."),
-        HumanMessage(
-            content=f"Conversation:\n{conversation}\n\nFollow-up question: {_quoted(question)}\n\n"
-            "Rewrite the follow-up as one complete question that makes sense without the conversation. "
-            "Reply with the question only."
-        ),
-    ]
-
-
-_ANSWERISH = re.compile(r"\[\d+\]|^(sure|yes|no|here|the answer)\b", re.IGNORECASE)
-
-
-def accept_rewrite(rewrite: str, question: str, history: Sequence[Message]) -> str | None:
-    """The model's standalone question if it reads as one and carries the conversation, else ``None``.
-
-    It must be a single question that keeps the follow-up's own subject (when it has one) and brings in
-    something from the earlier question(s) that the follow-up leaves unsaid; otherwise — a small model
-    echoing the follow-up or drifting off — the engine's own follow-up handling stays.
-    """
-    from bot.stages.query import substantive_words
-
-    text = " ".join(rewrite.strip().strip('"').split())
-    if not text or len(text.split()) > 40 or _ANSWERISH.search(text) or not text.endswith("?"):
-        return None
-    words = substantive_words(text)
-    own = substantive_words(question)
-    carried = words & substantive_words(" ".join(m.content for m in history if m.role == "user")) - own
-    if not carried or (own and not words & own):
-        return None
-    return text

@@ -9,57 +9,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from bot import policy
+from bot.cache import CountingLRU
 from bot.content.documents import Chunk, Sentence
 from bot.contract import Status
-from bot.stages.triage import Verdict
+from bot.language.quantities import counted_thing, states_count
+from bot.language.words import content_words
+from bot.stages.state import AnswerState, Claim, Draft, RankedPassage, SentenceKey, Support, Verdict
 
 # Case-sensitive on purpose: "It" opens an anaphoric sentence, "IT band" does not.
 _ANAPHORIC_START = re.compile(r"^(This|These|That|Those|It|They)\b")
-
-
-@dataclass(frozen=True)
-class RankedPassage:
-    """A retrieved chunk with its fused rank score and the retrievers' own scores."""
-
-    chunk: Chunk
-    score: float
-    dense_score: float | None = None
-    lexical_score: float | None = None
-
-
-@dataclass(frozen=True)
-class Support:
-    """A verbatim span of a passage (absolute offsets in its document) that backs a claim."""
-
-    chunk_id: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One statement of the answer and the passage text it rests on."""
-
-    text: str
-    support: tuple[Support, ...]
-    is_list: bool = False
-    #: Written by a language model (a paraphrase), rather than quoted verbatim from the passage.
-    generated: bool = False
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A reply before rendering: fixed wording around the claims, which the guard may still remove."""
-
-    intro: str = ""
-    claims: tuple[Claim, ...] = ()
-    claims_heading: str = ""
-    outro: str = ""
-    removed_claims: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -79,8 +42,8 @@ class Evidence:
     """What the composer may quote: the ranked passages and their sentences' vectors and words."""
 
     passages: Sequence[RankedPassage]
-    vectors: Mapping[tuple[str, int], np.ndarray]
-    words: Mapping[tuple[str, int], set[str]]
+    vectors: Mapping[SentenceKey, np.ndarray]
+    words: Mapping[SentenceKey, set[str]]
     #: Inverse document frequency of each corpus word: rare shared words say more than common ones.
     idf: Mapping[str, float] = field(default_factory=dict)
 
@@ -184,9 +147,8 @@ def _examples() -> str:
 def fixed_reply(verdict: Verdict) -> Draft:
     """The reply for a verdict that does not quote the articles: invalid, out of scope or not covered."""
     if verdict.status is Status.invalid:
-        return Draft(
-            intro=policy.INVALID.get(verdict.reason, policy.INVALID["empty"]).replace("{detail}", verdict.detail)
-        )
+        message = policy.INVALID.get(verdict.reason, policy.INVALID["empty"])
+        return Draft(intro=message.replace("{detail}", verdict.detail))
     if verdict.status is Status.out_of_scope:
         lead = policy.OTHER_LANGUAGE if verdict.reason == "language" else policy.OUT_OF_SCOPE
         return Draft(intro=f"{lead} You could ask:\n\n{_examples()}")
@@ -195,69 +157,60 @@ def fixed_reply(verdict: Verdict) -> Draft:
     raise ValueError(f"{verdict.status} replies are composed from passages")
 
 
-def escalation_intro(verdict: Verdict) -> str:
-    """The warning that leads every escalated reply."""
-    return policy.escalation_warning(verdict.detail)
+def answers_count(question: str, claims: Sequence[Claim]) -> bool:
+    """A "how many …?" question is only answered if the quoted text puts a number on that thing."""
+    thing = counted_thing(question)
+    return thing is None or any(states_count(claim.text, thing) for claim in claims)
 
 
-# -- rendering ---------------------------------------------------------------------------------
+class Compose:
+    """Writes the draft: quoted sentences for an answer or an escalation, the fixed wording for everything else."""
 
+    name = "compose"
 
-def _render_claim(claim: Claim, markers: str, *, bullet: bool) -> str:
-    if not claim.is_list:
-        return f"{'- ' if bullet else ''}{claim.text} {markers}"
-    lead_in, *items = [line.strip() for line in claim.text.splitlines() if line.strip()]
-    indent = "  " if bullet else ""
-    nested = "\n".join(f"{indent}{item}" for item in items)
-    return f"{'- ' if bullet else ''}{lead_in} {markers}\n{'' if bullet else chr(10)}{nested}"
+    def __init__(self, settings: ComposeSettings, *, word_cache_size: int = 8192) -> None:
+        self.settings = settings
+        # Content-addressed (chunk id, sentence position): never stale, so shared by every index version.
+        self._sentence_words: CountingLRU[set[str]] = CountingLRU(word_cache_size)
 
+    def applies(self, state: AnswerState) -> bool:
+        """Once a status is decided (always, by now)."""
+        return state.verdict is not None
 
-def citation_numbers(claims: Sequence[Claim]) -> dict[str, int]:
-    """Citation number of each passage, in the order the claims first use them."""
-    numbers: dict[str, int] = {}
-    for claim in claims:
-        for support in claim.support:
-            numbers.setdefault(support.chunk_id, len(numbers) + 1)
-    return numbers
+    def run(self, state: AnswerState) -> AnswerState:
+        """Draft the reply the verdict calls for."""
+        verdict = state.verdict
+        assert verdict is not None
+        if verdict.status is Status.escalated:
+            state.draft = Draft(
+                intro=policy.escalation_warning(verdict.detail),
+                claims=self.claims(state, limit=2),
+                claims_heading=policy.ESCALATION_GUIDANCE_HEADING,
+            )
+        elif verdict.status is Status.answered:
+            assert state.query is not None
+            claims = self.claims(state, limit=None)
+            state.facts = claims if claims and answers_count(state.query.asked, claims) else ()
+            state.draft = Draft(claims=state.facts)
+        else:
+            state.draft = fixed_reply(verdict)
+        return state
 
+    def claims(self, state: AnswerState, *, limit: int | None) -> tuple[Claim, ...]:
+        """The sentences to quote for the question: a lead and the points that support it."""
+        if state.query is None or state.query_vector is None or state.snapshot is None:
+            return ()
+        passages = state.passages[: self.settings.depth]
+        words = content_words(state.query.search_text)
+        lexical = state.snapshot.index.lexical
+        evidence = Evidence(passages, state.sentence_vectors, self._words(passages), lexical.idf(words))
+        return select_claims(state.query_vector, words, evidence, self.settings, limit=limit)
 
-def prose_sentence(claim: Claim, numbers: Mapping[str, int]) -> str:
-    """A generated claim as it appears in the answer, with its markers."""
-    return f"{claim.text} {''.join(f'[{numbers[s.chunk_id]}]' for s in claim.support)}"
-
-
-def render(draft: Draft, passages: Mapping[str, Chunk]) -> tuple[str, list[tuple[int, Chunk, int, int]]]:
-    """Markdown for a draft, and its citations as ``(n, chunk, quote start, quote end)``.
-
-    Passages are numbered in the order the answer first uses them; a passage's quote spans every
-    sentence the answer took from it.
-    """
-    numbers = citation_numbers(draft.claims)
-    spans: dict[str, tuple[int, int]] = {}
-    for claim in draft.claims:
-        for support in claim.support:
-            start, end = spans.get(support.chunk_id, (support.start, support.end))
-            spans[support.chunk_id] = (min(start, support.start), max(end, support.end))
-
-    def markers(claim: Claim) -> str:
-        return "".join(f"[{numbers[s.chunk_id]}]" for s in claim.support)
-
-    blocks = [draft.intro] if draft.intro else []
-    claims = list(draft.claims)
-    heading = draft.claims_heading
-    if claims and all(c.generated for c in claims):  # a model's answer reads as prose
-        blocks.append(" ".join(prose_sentence(c, numbers) for c in claims))
-        claims = []
-    if claims and not draft.intro and not heading:
-        blocks.append(_render_claim(claims[0], markers(claims[0]), bullet=False))
-        # A list lead ends in a list; a heading keeps the points from merging into it.
-        heading = policy.MORE_POINTS_HEADING if claims[0].is_list else ""
-        claims = claims[1:]
-    if claims:
-        if heading:
-            blocks.append(heading)
-        blocks.append("\n".join(_render_claim(c, markers(c), bullet=True) for c in claims))
-    if draft.outro:
-        blocks.append(draft.outro)
-    citations = [(n, passages[chunk_id], *spans[chunk_id]) for chunk_id, n in numbers.items()]
-    return "\n\n".join(blocks), citations
+    def _words(self, passages: Sequence[RankedPassage]) -> dict[SentenceKey, set[str]]:
+        words = {}
+        for passage in passages:
+            for position, sentence in enumerate(passage.chunk.sentences):
+                key = (passage.chunk.chunk_id, position)
+                text = passage.chunk.sentence_text(sentence)
+                words[key] = self._sentence_words.get_or_compute(key, partial(content_words, text))
+        return words

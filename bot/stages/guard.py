@@ -14,18 +14,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bot.content.documents import Chunk
+from bot.language.quantities import numbers_in
 from bot.language.words import content_words
-from bot.stages.compose import Claim, Draft, Support
+from bot.stages.state import AnswerState, Claim, Draft, SentenceKey, Support
 
 _MARKUP = re.compile(r"(^|\n)\s*[-*+]\s+|\*\*|__")
 _SPACE = re.compile(r"\s+")
 _MARKER = re.compile(r"\s*\[(\d+)\]")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_NUMBER_WORDS = {
-    "once": "1", "one": "1", "twice": "2", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "dozen": "12",
-}  # fmt: skip
-_WORD = re.compile(r"[a-z]+")
 
 
 @dataclass(frozen=True)
@@ -39,13 +34,6 @@ class GuardSettings:
 def normalize(text: str) -> str:
     """Text with list markers, emphasis and runs of whitespace removed, for verbatim comparison."""
     return _SPACE.sub(" ", _MARKUP.sub(" ", text)).strip()
-
-
-def numbers_in(text: str) -> set[str]:
-    """Every number ``text`` states, digits or words ("twice" → "2")."""
-    found = set(_NUMBER.findall(text))
-    found |= {_NUMBER_WORDS[w] for w in _WORD.findall(text.lower()) if w in _NUMBER_WORDS}
-    return found
 
 
 def _supporting_text(claim: Claim, passages: Mapping[str, Chunk]) -> str | None:
@@ -85,11 +73,16 @@ def is_supported(claim: Claim, passages: Mapping[str, Chunk], settings: GuardSet
     return normalize(claim.text) in normalize(quoted)
 
 
-def guard(draft: Draft, passages: Mapping[str, Chunk], settings: GuardSettings | None = None) -> Draft:
-    """The draft without the claims that are not backed by the retrieved passages (counted in the result)."""
-    kept = tuple(claim for claim in draft.claims if is_supported(claim, passages, settings))
-    removed = len(draft.claims) - len(kept)
-    return replace(draft, claims=kept, removed_claims=draft.removed_claims + removed) if removed else draft
+def guard(
+    draft: Draft, passages: Mapping[str, Chunk], settings: GuardSettings | None = None, *, keep: int = 0
+) -> Draft:
+    """The draft without the claims that are not backed by the retrieved passages.
+
+    The first ``keep`` claims are final (already sent to the reader, after passing this same check as they
+    were written) and stay as they are.
+    """
+    judged = tuple(claim for claim in draft.claims[keep:] if is_supported(claim, passages, settings))
+    return replace(draft, claims=draft.claims[:keep] + judged)
 
 
 _LEADING_MARKER = re.compile(r"(?=\[\d+\])")
@@ -132,7 +125,7 @@ def check_generated_sentence(
     sentence: str,
     facts: Sequence[Claim],
     passages: Mapping[str, Chunk],
-    vectors: Mapping[tuple[str, int], np.ndarray],
+    vectors: Mapping[SentenceKey, np.ndarray],
     embed: Callable[[str], np.ndarray],
     settings: GuardSettings,
 ) -> SentenceCheck:
@@ -165,4 +158,25 @@ def check_generated_sentence(
         return SentenceCheck(sentence, None, "not close enough to what its source says")
     _, chunk, position = best
     span = chunk.sentences[position]
-    return SentenceCheck(sentence, Claim(text, (Support(chunk.chunk_id, span.start, span.end),), generated=True))
+    claim = Claim(text, (Support(chunk.chunk_id, span.start, span.end),), generated=True)
+    if not is_supported(claim, passages, settings):  # the check the draft as a whole gets, applied up front
+        return SentenceCheck(sentence, None, "says things its source does not")
+    return SentenceCheck(sentence, claim)
+
+
+class Guard:
+    """Drops every claim of the draft that is not backed by a retrieved passage (sent text is final)."""
+
+    name = "guard"
+
+    def __init__(self, settings: GuardSettings) -> None:
+        self.settings = settings
+
+    def applies(self, state: AnswerState) -> bool:
+        """When the draft quotes anything not yet sent."""
+        return len(state.draft.claims) > state.committed
+
+    def run(self, state: AnswerState) -> AnswerState:
+        """Keep only the supported claims."""
+        state.draft = guard(state.draft, state.chunks(), self.settings, keep=state.committed)
+        return state

@@ -1,17 +1,19 @@
-"""Turn what the user typed into what retrieval searches for: follow-ups resolved, article words added."""
+"""Reading the question: what was asked, resolved against the conversation, in the article's words too.
+
+Sentences that instruct the bot are dropped, a short follow-up is joined to the question it continues, and
+gym words are widened with the article's words. Every later stage works from the resulting ``Query``.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
-import yaml
-
+from bot.content.synonyms import Synonyms
 from bot.contract import Message
-from bot.stages.triage import in_domain, topic_words
+from bot.language.vocabulary import ANAPHORA, in_domain, own_words, topic_words
+from bot.language.words import content_words
+from bot.stages.state import AnswerState, Query
 
 # A short turn that opens like this, or leans on a pronoun, continues the previous question.
 _FOLLOW_UP_OPENERS = re.compile(
@@ -20,41 +22,21 @@ _FOLLOW_UP_OPENERS = re.compile(
     r"how long|how often|how far|how high|how low|how wide|when|same|even|instead)\b",
     re.IGNORECASE,
 )
-_ANAPHORA = re.compile(
-    r"\b(it|its|that|this|them|they|those|these|there|one|ones|higher|lower|wider|narrower|closer|"
-    r"further|more|less|other|instead|else)\b",
-    re.IGNORECASE,
-)
 _MAX_FOLLOW_UP_WORDS = 10
 # A turn that says this much of its own is a new question, even if it says "it" or "how often".
 _MAX_OWN_WORDS = 3
 _MAX_OWN_TOPIC_WORDS = 1
-_FUNCTION_WORD_LIST = (
-    "a an the and but or so if then than of to in on at by for with about from as into is are was were be been "
-    "am do does did doing have has had i me my mine we our you your he she his her they them their it its this "
-    "that these those there here what which who whom whose when where why how can could should would will shall "
-    "may might must not no yes just really very too also even still ok okay please"
-)
-_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_LIST.split())
 # "Is it ok to …?" uses a dummy "it": the question that follows is complete on its own.
 _DUMMY_IT = re.compile(
     r"\b(is|was|isn'?t|would|will) it (be )?(ok|okay|bad|safe|normal|fine|good|worth|better|worse|possible|"
     r"necessary|true|smart|wise|dangerous|harmful|common|alright|all right) (to|if|for|that|when)\b",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"[a-z0-9']+")
-
-
-def _own_words(text: str) -> list[str]:
-    """The words of ``text`` that say something of their own: no function words, pronouns or comparatives."""
-    return [w for w in _WORD.findall(text.lower()) if w not in _FUNCTION_WORDS and not _ANAPHORA.fullmatch(w)]
 
 
 def substantive_words(text: str) -> set[str]:
     """The stemmed words of ``text`` that carry its subject (its own words, stemmed for overlap)."""
-    from bot.language.words import content_words
-
-    return content_words(" ".join(_own_words(text)))
+    return content_words(" ".join(own_words(text)))
 
 
 _INSTRUCTION = re.compile(
@@ -77,57 +59,6 @@ def without_instructions(text: str) -> str:
     return " ".join(s for s in sentences if not _INSTRUCTION.search(s)).strip()
 
 
-@dataclass(frozen=True)
-class Query:
-    """One question, ready for retrieval."""
-
-    question: str
-    #: The question without sentences that try to instruct the bot (empty if that was all it was).
-    asked: str
-    #: ``asked`` with the conversation it continues, when it is a follow-up.
-    standalone: str
-    #: ``standalone`` plus the article's words for the user's words (see ``synonyms.yaml``).
-    search_text: str
-    is_follow_up: bool = False
-    #: A chat model's standalone version of a follow-up: searched for and answered, never triaged.
-    rewritten: str | None = None
-
-
-@dataclass(frozen=True)
-class Synonyms:
-    """User words → the article's words, compiled once."""
-
-    rules: tuple[tuple[str, re.Pattern[str]], ...] = ()
-
-    def expand(self, text: str) -> str:
-        """``text`` followed by the article's word for every user word it contains."""
-        lowered = text.lower()
-        additions = [
-            article_words
-            for article_words, pattern in self.rules
-            if pattern.search(text) and article_words.lower() not in lowered
-        ]
-        return f"{text} ({'; '.join(additions)})" if additions else text
-
-
-@lru_cache(maxsize=8)
-def load_synonyms(path: Path) -> Synonyms:
-    """Read a synonyms YAML file (``article words: [user words, …]``); a missing file means none."""
-    if not path.is_file():
-        return Synonyms()
-    mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(mapping, dict):
-        raise ValueError(f"{path.name}: expected 'article words: [user words, ...]' lines.")
-    rules = []
-    for article_words, user_words in mapping.items():
-        variants = [user_words] if isinstance(user_words, str) else list(user_words or [])
-        alternatives = "|".join(re.escape(str(v)).replace(r"\ ", r"[\s-]+") for v in variants)
-        if alternatives:
-            pattern = rf"(?<!\w)({alternatives})(e?s)?(?!\w)"  # plural-tolerant, whole words only
-            rules.append((str(article_words), re.compile(pattern, re.IGNORECASE)))
-    return Synonyms(tuple(rules))
-
-
 def is_follow_up(question: str) -> bool:
     """Whether a turn reads as a continuation of the previous one rather than a new question.
 
@@ -137,9 +68,9 @@ def is_follow_up(question: str) -> bool:
     words = question.split()
     if not words or len(words) > _MAX_FOLLOW_UP_WORDS:
         return False
-    if not (_FOLLOW_UP_OPENERS.search(question) or _ANAPHORA.search(_DUMMY_IT.sub(" ", question))):
+    if not (_FOLLOW_UP_OPENERS.search(question) or ANAPHORA.search(_DUMMY_IT.sub(" ", question))):
         return False
-    own = _own_words(question)
+    own = own_words(question)
     return len(own) <= _MAX_OWN_WORDS and topic_words(" ".join(own)) <= _MAX_OWN_TOPIC_WORDS
 
 
@@ -172,3 +103,21 @@ def build_query(question: str, history: Sequence[Message], synonyms: Synonyms) -
         search_text=synonyms.expand(standalone),
         is_follow_up=follow_up,
     )
+
+
+class ReadQuestion:
+    """Builds the ``Query`` for this turn of the conversation."""
+
+    name = "query"
+
+    def __init__(self, synonyms: Synonyms) -> None:
+        self.synonyms = synonyms
+
+    def applies(self, state: AnswerState) -> bool:
+        """Unless screening already refused the input."""
+        return state.verdict is None
+
+    def run(self, state: AnswerState) -> AnswerState:
+        """Read the question in the context of the recent conversation."""
+        state.query = build_query(state.question, state.history, self.synonyms)
+        return state

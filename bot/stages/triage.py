@@ -1,58 +1,19 @@
-"""Safety triage: reject bad input, escalate red flags, refuse what is off-topic or not covered.
+"""Safety triage: escalate red flags, refuse what is off-topic or not covered, and nothing else decides a status.
 
-Everything here is a readable table of patterns so a clinician can review it; it runs before any
-answer is composed and nothing later can override it.
+Everything here is a readable table of patterns so a clinician can review it. Triage reads the question
+once, after retrieval (how close the best passage is counts for scope); the only later change to a status
+is the named narrowing at the end of this module: an ``answered`` question with nothing quotable is
+``not_found``.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from bot.contract import Status
-
-if TYPE_CHECKING:
-    from bot.stages.query import Query
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Triage's decision: the status, a machine-readable reason and, for red flags, the warning phrase."""
-
-    status: Status
-    reason: str
-    detail: str = ""
-
-
-# -- input screening -----------------------------------------------------------------------------
-
-_MARKUP = re.compile(
-    r"<\s*/?\s*[a-zA-Z][\w:-]*(\s[^<>]*)?/?\s*>"  # HTML/XML tags
-    r"|<!--|\]\]>|javascript\s*:|\bon\w+\s*=\s*['\"]?\w"  # comments, CDATA, script URLs, event handlers
-    r"|\{\{.*?\}\}|\$\{.*?\}",  # template expressions
-    re.IGNORECASE | re.DOTALL,
-)
-
-
-def _has_control_characters(text: str) -> bool:
-    # Newlines and tabs are how people type; every other control or format character is not.
-    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co"} and ch not in "\n\t\r" for ch in text)
-
-
-def screen_input(question: str, *, max_chars: int) -> Verdict | None:
-    """An ``invalid`` verdict for input no answer should be attempted for, else ``None``."""
-    if not question or not question.strip():
-        return Verdict(Status.invalid, "empty")
-    if len(question) > max_chars:
-        return Verdict(Status.invalid, "too_long", str(max_chars))
-    if _has_control_characters(question):
-        return Verdict(Status.invalid, "control_characters")
-    if _MARKUP.search(question):
-        return Verdict(Status.invalid, "markup")
-    return None
-
+from bot.language.vocabulary import DOMAIN, OFF_TOPIC, language_is_english
+from bot.stages.state import AnswerState, Draft, Query, Verdict
 
 # -- red flags -----------------------------------------------------------------------------------
 
@@ -135,70 +96,6 @@ def red_flag(text: str) -> Verdict | None:
     return None
 
 
-# -- scope ---------------------------------------------------------------------------------------
-
-_DOMAIN = re.compile(
-    r"\b(leg[- ]?press\w*|knee\w*|kneecap\w*|patell\w*|legs?|thighs?|quad\w*|hamstring\w*|hammies|glute\w*|hips?|cal(f|ves)|shins?|"
-    r"ankles?|foot|feet|toes?|heels?|squat\w*|lunge\w*|press\w*|sled|deadlift\w*|workouts?|training|train|gym|"
-    r"exercis\w*|lift\w*|reps?|sets?|weights?|sore\w*|tendon\w*|tendin\w*|ligament\w*|cartilage|joints?|muscl\w*|"
-    r"it ?band|itb|stretch\w*|warm[- ]?up|cool[- ]?down|recover\w*|brace|sleeves?|physio\w*|therap\w*|injur\w*|"
-    r"lockout|lock out|1rm|hypertrophy|form|posture|platform|leg day|meniscus|acl|mcl|pcl|valgus|femur|tibia)\b",
-    re.IGNORECASE,
-)
-_OFF_TOPIC = re.compile(
-    r"\b(recipes?|cook\w*|bak(e|ing)|pizza|pasta|lasagn\w*|cake|smoothie|protein shake|python|javascript|java|"
-    r"code|coding|program(ming)?|sql|html|css|regex|compile|capital of|population|president|prime minister|"
-    r"election|weather|forecast|stocks?|bitcoin|crypto\w*|invest\w*|movies?|films?|songs?|lyrics|poems?|"
-    r"jokes?|stor(y|ies)|translate|homework|math\w*|equation|world cup|super bowl|nba|nfl|premier league|"
-    r"who won|flights?|hotels?|travel\w*|visas?|taxes|mortgage|currency|time zone)\b",
-    re.IGNORECASE,
-)
-_FOREIGN_WORDS = re.compile(
-    r"\b(el|la|los|las|por|qué|que|rodilla|duele|dolor|después|prensa|piernas|mis|tengo|cómo|"
-    r"der|die|das|und|ich|mein|meine|knie|schmerzen|nach|beinpresse|warum|wie|tut|weh|"
-    r"le|les|du|des|mon|genou|douleur|après|pourquoi|j'ai|est|"
-    r"o|os|joelho|dor|depois|minha|meu|il|ginocchio|dopo|perché)\b",
-    re.IGNORECASE,
-)
-_ENGLISH_WORDS = re.compile(
-    r"\b(the|my|is|are|do|does|should|i|it|after|what|why|how|when|and|to|of|in|on|with|can|a|an|you|your|be|"
-    r"hurt|hurts|pain)\b",
-    re.IGNORECASE,
-)
-
-
-def language_is_english(text: str) -> bool:
-    """A cheap, deterministic check: mostly Latin script and more English than foreign function words."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if letters and sum(1 for ch in letters if ch.isascii()) / len(letters) < 0.7:
-        return False
-    foreign = len(_FOREIGN_WORDS.findall(text))
-    return foreign < 2 or len(_ENGLISH_WORDS.findall(text)) > foreign
-
-
-# -- quantities ----------------------------------------------------------------------------------
-
-_HOW_MANY = re.compile(r"\bhow many\s+(\w+)", re.IGNORECASE)
-_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|several)\b", re.I)
-_TIME_UNITS = {"second", "minute", "hour", "day", "week", "month"}
-
-
-def counted_thing(question: str) -> str | None:
-    """The thing a "how many …?" question counts ("sets", "reps", "times"), singular; else ``None``."""
-    match = _HOW_MANY.search(question)
-    return match.group(1).lower().rstrip("s") if match else None
-
-
-def states_count(text: str, thing: str) -> bool:
-    """Whether ``text`` puts a number on ``thing`` (within three words of it; time units stand in for each other)."""
-    words = re.findall(r"[\w%-]+", text.lower())
-    targets = _TIME_UNITS if thing in _TIME_UNITS else {thing}
-    for i, word in enumerate(words):
-        if word.rstrip("s") in targets and any(_NUMBER.search(w) for w in words[max(0, i - 3) : i + 4]):
-            return True
-    return False
-
-
 # -- not covered ---------------------------------------------------------------------------------
 
 NOT_COVERED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -244,23 +141,7 @@ def not_covered(text: str) -> Verdict | None:
     return None
 
 
-def topic_words(text: str) -> int:
-    """How many knee, leg or training words ``text`` contains."""
-    return len(_DOMAIN.findall(text))
-
-
-def in_domain(text: str) -> bool:
-    """Whether ``text`` is about the knee, the leg press or leg training (by its words alone)."""
-    return bool(_DOMAIN.search(text)) and not _OFF_TOPIC.search(text) and language_is_english(text)
-
-
-def classify(
-    query: Query,
-    *,
-    best_similarity: float,
-    similarity_floor: float = 0.45,
-    answer_floor: float = 0.25,
-) -> Verdict:
+def classify(query: Query, *, best_similarity: float, similarity_floor: float, answer_floor: float) -> Verdict:
     """Triage a screened question, given how similar the best retrieved passage is to it.
 
     Red flags win over everything; then language and plainly off-topic requests; then topics the
@@ -276,12 +157,77 @@ def classify(
     standalone = query.standalone
     if not language_is_english(standalone):
         return Verdict(Status.out_of_scope, "language")
-    if _OFF_TOPIC.search(standalone):
+    if OFF_TOPIC.search(standalone):
         return Verdict(Status.out_of_scope, "off_topic")
     if (verdict := not_covered(query.asked)) is not None:
         return verdict
-    if not (_DOMAIN.search(standalone) or best_similarity >= similarity_floor):
+    if not (DOMAIN.search(standalone) or best_similarity >= similarity_floor):
         return Verdict(Status.out_of_scope, "off_topic")
     if best_similarity < answer_floor:
         return Verdict(Status.not_found, "low_relevance")
     return Verdict(Status.answered, "answered")
+
+
+class Triage:
+    """Decides the answer's status from the question as read and how close the best retrieved passage is."""
+
+    name = "triage"
+
+    def __init__(self, *, similarity_floor: float, answer_floor: float) -> None:
+        self.similarity_floor = similarity_floor
+        self.answer_floor = answer_floor
+
+    def applies(self, state: AnswerState) -> bool:
+        """Unless screening already refused the input."""
+        return state.verdict is None and state.query is not None
+
+    def run(self, state: AnswerState) -> AnswerState:
+        """Set the verdict."""
+        assert state.query is not None
+        best = max((p.dense_score or 0.0 for p in state.passages), default=0.0)  # closest sentence or passage
+        state.verdict = classify(
+            state.query,
+            best_similarity=best,
+            similarity_floor=self.similarity_floor,
+            answer_floor=self.answer_floor,
+        )
+        return state
+
+
+# -- the one later change of a status --------------------------------------------------------------
+
+
+def narrowed(verdict: Verdict, draft: Draft, *, answers_question: bool) -> Verdict:
+    """An ``answered`` verdict becomes ``not_found`` when nothing quotable answers the question.
+
+    ``low_relevance``: the composer found no sentence that answers it (or none puts a number on what a
+    "how many" question counts); ``unsupported``: the guard removed every claim.
+    """
+    if verdict.status is not Status.answered:
+        return verdict
+    if not answers_question:
+        return Verdict(Status.not_found, "low_relevance")
+    if not draft.claims:
+        return Verdict(Status.not_found, "unsupported")
+    return verdict
+
+
+class NarrowToNotFound:
+    """Applies ``narrowed`` after the guard, and replaces the draft with the not-found reply when it narrows."""
+
+    name = "narrow"
+
+    def __init__(self, fixed_reply: Callable[[Verdict], Draft]) -> None:
+        self.fixed_reply = fixed_reply
+
+    def applies(self, state: AnswerState) -> bool:
+        """Only an answered question can be narrowed."""
+        return state.status is Status.answered
+
+    def run(self, state: AnswerState) -> AnswerState:
+        """Narrow the verdict if nothing quotable answers the question."""
+        assert state.verdict is not None
+        verdict = narrowed(state.verdict, state.draft, answers_question=bool(state.facts))
+        if verdict is not state.verdict:
+            state.verdict, state.draft = verdict, self.fixed_reply(verdict)
+        return state

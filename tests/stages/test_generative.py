@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -11,9 +11,10 @@ from langchain_core.messages import AIMessage
 
 from bot.contract import Answer, Message, Status
 from bot.engine.engine import Engine
-from bot.models.chat import accept_rewrite
+from bot.language.quantities import numbers_in
 from bot.policy import DISCLAIMER
-from bot.stages.guard import generated_segments, numbers_in
+from bot.stages.guard import generated_segments
+from bot.stages.rewrite import accept_rewrite
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +26,14 @@ def fake(*replies: str) -> GenericFakeChatModel:
 
 
 @pytest.fixture
-def with_model(engine: Engine) -> Iterator:
-    """Run the session engine with a given chat model, then put the extractive composer back."""
+def with_model(engine: Engine) -> Callable[..., Engine]:
+    """An engine over the session's model and index that composes with the given chat model."""
 
-    def use(model, name: str = "fake") -> Engine:
-        engine.chat_model, engine.composer = model, name
-        engine.cache_clear()
-        return engine
+    def use(model, name: str = "fake", **settings) -> Engine:
+        changed = engine.settings.model_copy(update={"composer": name, **settings})
+        return Engine(changed, engine.index, engine.embeddings, chat_model=model)
 
-    yield use
-    engine.chat_model, engine.composer = None, "extractive"
+    return use
 
 
 def facts_of(engine: Engine, question: str) -> list[str]:
@@ -147,10 +146,10 @@ class Slow(GenericFakeChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=words[n % len(words)] + " "))
 
 
-def test_a_model_slower_than_the_timeout_is_cut_off(engine: Engine, with_model, monkeypatch) -> None:
-    monkeypatch.setattr(engine, "settings", engine.settings.model_copy(update={"llm_timeout": 1.0}))
+def test_a_model_slower_than_the_timeout_is_cut_off(engine: Engine, with_model) -> None:
+    slow = with_model(Slow(messages=iter([])), llm_timeout=1.0)
     started = time.perf_counter()
-    answer = with_model(Slow(messages=iter([]))).ask(FEET)
+    answer = slow.ask(FEET)
     assert time.perf_counter() - started < 3
     assert answer.status is Status.answered and answer.answer.endswith(DISCLAIMER)
     assert answer.fallback is None or answer.fallback == "the chat model took longer than 1 s"

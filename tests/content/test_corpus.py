@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from bot.content.corpus import CorpusError, corpus_fingerprint, load_corpus
+from bot.settings import PROJECT_ROOT
 from tests.conftest import CORPUS
 
 
@@ -33,7 +34,7 @@ def test_section_headings_are_restored() -> None:
 
 def test_article_wording_is_unchanged_from_the_source() -> None:
     [article] = load_corpus(CORPUS)
-    seed = Path(__file__).resolve().parents[2] / "shared" / "seed" / "leg-press-knee-pain.txt"
+    seed = PROJECT_ROOT.parent / "shared" / "seed" / "leg-press-knee-pain.txt"
     if not seed.exists():
         pytest.skip("the original article is not beside this checkout")
     for sentence in (

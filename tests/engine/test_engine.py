@@ -152,12 +152,12 @@ def test_stream_of_a_bad_request_still_ends_with_an_answer(engine: Engine) -> No
 def test_a_repeated_question_reuses_its_search_and_answers_the_same(engine: Engine) -> None:
     engine.cache_clear()
     first = engine.ask("Do knee sleeves help?")
-    searches = engine._resources.results.misses
+    searches = engine.versions.current.searches.misses
     again = engine.ask("Do knee sleeves help?")
-    assert engine._resources.results.misses == searches  # no new search ran
+    assert engine.versions.current.searches.misses == searches  # no new search ran
     assert again.model_dump(exclude={"timings_ms"}) == first.model_dump(exclude={"timings_ms"})
     follow_up = engine.ask("why?", [{"role": "user", "content": "Do knee sleeves help?"}])
-    assert engine._resources.results.misses == searches + 1  # a different search text is searched afresh
+    assert engine.versions.current.searches.misses == searches + 1  # a different search text is searched afresh
     assert follow_up.status is Status.answered
 
 
@@ -177,7 +177,7 @@ def test_a_tracer_passed_in_the_config_sees_the_chain_run_and_gets_the_same_answ
 
     recorder = Recorder()
     question = "Where should my feet go on the platform?"
-    traced = engine.chain.invoke(engine._turn(question, []), config={"callbacks": [recorder]})
+    traced = engine.chain.invoke(engine.new_state(question, []), config={"callbacks": [recorder]})
     plain = engine.ask(question)
     assert recorder.started == ["answer"] and recorder.ended == 1
     assert traced.model_dump(exclude={"timings_ms"}) == plain.model_dump(exclude={"timings_ms"})

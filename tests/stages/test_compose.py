@@ -4,19 +4,10 @@ import pytest
 from bot.content.documents import Chunk, Sentence
 from bot.contract import Status
 from bot.policy import EXAMPLE_QUESTIONS
-from bot.stages.compose import (
-    Claim,
-    ComposeSettings,
-    Draft,
-    Evidence,
-    RankedPassage,
-    Support,
-    fixed_reply,
-    render,
-    select_claims,
-)
+from bot.stages.compose import ComposeSettings, Evidence, fixed_reply, select_claims
+from bot.stages.finish import render_markdown as render
 from bot.stages.guard import guard, is_supported
-from bot.stages.triage import Verdict
+from bot.stages.state import Claim, Draft, RankedPassage, Support, Verdict
 
 TEXT = "Keep your knees aligned. This prevents strain. Lift slowly and carefully every time."
 CHUNK = Chunk(
@@ -132,8 +123,15 @@ def test_guard_keeps_only_claims_quoted_from_retrieved_passages(claim: Claim, su
     assert is_supported(claim, {"doc#1": CHUNK}) is supported
 
 
-def test_guard_removes_unsupported_claims_and_counts_them() -> None:
+def test_guard_removes_unsupported_claims_and_keeps_the_rest() -> None:
     good = Claim("Keep your knees aligned.", (Support("doc#1", 100, 124),))
     bad = Claim("Take 800 mg of ibuprofen.", (Support("doc#1", 100, 124),))
     guarded = guard(Draft(claims=(good, bad)), {"doc#1": CHUNK})
-    assert guarded.claims == (good,) and guarded.removed_claims == 1
+    assert guarded.claims == (good,)
+
+
+def test_guard_never_drops_claims_already_sent_to_the_reader() -> None:
+    sent = Claim("Take 800 mg of ibuprofen.", (Support("doc#1", 100, 124),), generated=True)
+    later = Claim("Take 800 mg of ibuprofen.", (Support("doc#1", 100, 124),))
+    guarded = guard(Draft(claims=(sent, later)), {"doc#1": CHUNK}, keep=1)
+    assert guarded.claims == (sent,)

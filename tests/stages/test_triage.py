@@ -1,8 +1,22 @@
+from functools import partial
+
 import pytest
 
 from bot.contract import Status
-from bot.stages.query import Query
-from bot.stages.triage import classify, counted_thing, language_is_english, red_flag, screen_input, states_count
+from bot.language.quantities import counted_thing, states_count
+from bot.language.vocabulary import language_is_english
+from bot.settings import Settings
+from bot.stages import triage
+from bot.stages.screen import screen_input
+from bot.stages.state import Query
+from bot.stages.triage import red_flag
+
+# Triage with the floors the product ships with.
+classify = partial(
+    triage.classify,
+    similarity_floor=Settings.model_fields["scope_similarity"].default,
+    answer_floor=Settings.model_fields["answer_similarity"].default,
+)
 
 
 def query(text: str) -> Query:

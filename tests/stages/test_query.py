@@ -1,7 +1,8 @@
 import pytest
 
+from bot.content.synonyms import load_synonyms
 from bot.contract import Message
-from bot.stages.query import build_query, is_follow_up, load_synonyms, without_instructions
+from bot.stages.query import build_query, is_follow_up, without_instructions
 from tests.conftest import CORPUS
 
 SYNONYMS = load_synonyms(CORPUS / "synonyms.yaml")

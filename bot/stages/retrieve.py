@@ -1,0 +1,85 @@
+"""Retrieval: the fused passages for the question, the vectors of their sentences, and the question's vector.
+
+A search is remembered per index version: the vector-store queries are most of an answer's cost, and a
+question asked again (the page's examples, the common ones) reuses the result.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from bot.cache import CountingLRU
+from bot.content.synonyms import Synonyms
+from bot.index.core import quotable_sentences, sentence_id
+from bot.stages.state import AnswerState, Query, RankedPassage, Search, SentenceKey, Snapshot
+
+#: The retrievers whose score says how close a passage is in meaning (triage weighs the best of them).
+_DENSE_VIEWS = ("text", "sentences")
+
+
+class Retrieve:
+    """Searches the request's index snapshot for the question and embeds the question for composing."""
+
+    name = "retrieve"
+
+    def __init__(self, embeddings: Embeddings, synonyms: Synonyms, *, depth: int, sentence_cache_size: int = 8192):
+        self.embeddings = embeddings
+        self.synonyms = synonyms
+        #: How many of the best passages the composer may quote (their sentences' vectors are fetched).
+        self.depth = depth
+        # Content-addressed (chunk id, sentence position): never stale, so shared by every index version.
+        self.sentence_vectors: CountingLRU[np.ndarray] = CountingLRU(sentence_cache_size)
+
+    def applies(self, state: AnswerState) -> bool:
+        """When there is something to search for (not for refused input, nor for instructions alone)."""
+        return state.verdict is None and state.query is not None and bool(state.query.search_text)
+
+    def run(self, state: AnswerState) -> AnswerState:
+        """Find the passages for the query's search text, and the question's vector."""
+        assert state.query is not None and state.snapshot is not None
+        snapshot, text = state.snapshot, state.query.search_text
+        passages, state.sentence_vectors = snapshot.searches.get_or_compute(text, partial(self.search, snapshot, text))
+        state.passages = list(passages)
+        state.query_vector = self.query_vector(state.query)
+        return state
+
+    def search(self, snapshot: Snapshot, text: str) -> Search:
+        """The fused passages for a search text, and the vectors of the quotable sentences the composer may use."""
+        documents = snapshot.retriever.invoke(text)
+        chunks = snapshot.index.chunks.fetch(doc.id for doc in documents if doc.id)
+        passages = [
+            RankedPassage(
+                chunks[doc.id],
+                doc.metadata["score"],
+                max(doc.metadata.get(f"{view}_score", -1.0) for view in _DENSE_VIEWS),
+                doc.metadata.get("lexical_score"),
+            )
+            for doc in documents
+            if doc.id in chunks
+        ]
+        return passages, self._vectors_of_sentences(snapshot, passages[: self.depth])
+
+    def _vectors_of_sentences(self, snapshot: Snapshot, passages: list[RankedPassage]) -> dict[SentenceKey, np.ndarray]:
+        def read(missing: list[SentenceKey]) -> dict[SentenceKey, np.ndarray]:
+            keys = {sentence_id(*key): key for key in missing}
+            found = snapshot.index.collections["sentences"].get(ids=list(keys), include=["embeddings"])
+            return {
+                keys[sid]: np.asarray(vector, dtype=np.float32)
+                for sid, vector in zip(found["ids"], found["embeddings"], strict=True)
+            }
+
+        wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
+        return self.sentence_vectors.get_or_fetch_many(wanted, read)
+
+    def query_vector(self, query: Query) -> np.ndarray:
+        """The question's vector; a follow-up leans on its own words more than on the turn it continues."""
+        vector = np.asarray(self.embeddings.embed_query(query.search_text), dtype=np.float32)
+        if query.is_follow_up:
+            vector = vector + np.asarray(
+                self.embeddings.embed_query(self.synonyms.expand(query.asked)), dtype=np.float32
+            )
+            vector /= np.linalg.norm(vector) or 1.0
+        return vector
