@@ -65,11 +65,6 @@ class CountingLRU(Generic[V]):
             found.update(fetched)  # not read back: more keys than the cache holds would lose some
         return {key: found[key] for key in wanted if key in found}
 
-    def contains(self, key: Hashable) -> bool:
-        """Whether ``key`` is cached (not counted as a lookup)."""
-        with self._lock:
-            return key in self._cache
-
     def peek(self, key: Hashable) -> V | None:
         """The cached value for ``key`` or ``None`` (not counted as a lookup)."""
         with self._lock:

@@ -18,7 +18,7 @@ from bot.language.quantities import numbers_in
 from bot.language.words import content_words
 from bot.stages.state import AnswerState, Claim, Draft, SentenceKey, Support
 
-_MARKUP = re.compile(r"(^|\n)\s*[-*+]\s+|\*\*|__")
+_MARKDOWN_MARKERS = re.compile(r"(^|\n)\s*[-*+]\s+|\*\*|__")
 _SPACE = re.compile(r"\s+")
 _MARKER = re.compile(r"\s*\[(\d+)\]")
 
@@ -33,7 +33,7 @@ class GuardSettings:
 
 def normalize(text: str) -> str:
     """Text with list markers, emphasis and runs of whitespace removed, for verbatim comparison."""
-    return _SPACE.sub(" ", _MARKUP.sub(" ", text)).strip()
+    return _SPACE.sub(" ", _MARKDOWN_MARKERS.sub(" ", text)).strip()
 
 
 def _supporting_text(claim: Claim, passages: Mapping[str, Chunk]) -> str | None:
@@ -73,15 +73,24 @@ def is_supported(claim: Claim, passages: Mapping[str, Chunk], settings: GuardSet
     return normalize(claim.text) in normalize(quoted)
 
 
+Supports = Callable[[Claim, Mapping[str, Chunk], GuardSettings], bool]
+"""Whether a claim rests on the retrieved passages (``is_supported``, unless a test swaps it)."""
+
+
 def guard(
-    draft: Draft, passages: Mapping[str, Chunk], settings: GuardSettings | None = None, *, keep: int = 0
+    draft: Draft,
+    passages: Mapping[str, Chunk],
+    settings: GuardSettings | None = None,
+    *,
+    keep: int = 0,
+    supports: Supports = is_supported,
 ) -> Draft:
     """The draft without the claims that are not backed by the retrieved passages.
 
     The first ``keep`` claims are final (already sent to the reader, after passing this same check as they
     were written) and stay as they are.
     """
-    judged = tuple(claim for claim in draft.claims[keep:] if is_supported(claim, passages, settings))
+    judged = tuple(c for c in draft.claims[keep:] if supports(c, passages, settings or GuardSettings()))
     return replace(draft, claims=draft.claims[:keep] + judged)
 
 
@@ -169,8 +178,9 @@ class Guard:
 
     name = "guard"
 
-    def __init__(self, settings: GuardSettings) -> None:
+    def __init__(self, settings: GuardSettings, *, supports: Supports = is_supported) -> None:
         self.settings = settings
+        self.supports = supports
 
     def applies(self, state: AnswerState) -> bool:
         """When the draft quotes anything not yet sent."""
@@ -178,5 +188,5 @@ class Guard:
 
     def run(self, state: AnswerState) -> AnswerState:
         """Keep only the supported claims."""
-        state.draft = guard(state.draft, state.chunks(), self.settings, keep=state.committed)
+        state.draft = guard(state.draft, state.chunks(), self.settings, keep=state.committed, supports=self.supports)
         return state
