@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGG
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install run serve test check eval bench bench-llm bench-http soak clean
+.PHONY: help install run serve test test-fast check eval bench bench-llm bench-http soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,13 +35,18 @@ WORKERS ?= 1
 serve: install ## Serve with WORKERS=N app processes on one port (N > 1 needs BOT_CHROMA_URL; README "Scaling out")
 	BOT_WORKERS=$(WORKERS) $(PY) app.py
 
-test: install ## Install, then run every test (unit, integration, eval gate)
+test: install ## Install, then run every test (unit, integration, browser, eval gate)
 	$(PY) -m pytest
 
-check: install ## Lint, format check and type check
+test-fast: install ## The inner loop: the tests that need no model, index, server or browser (seconds)
+	$(PY) -m pytest -m "not integration and not browser and not slow"
+
+check: install ## Lint, format check, type check, the layer contracts, no import cycle, no oversized module
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q tests/test_architecture.py
 
 # One torch thread unless you set OMP_NUM_THREADS: the eval asks one question at a time, and on a shared
 # 2-core machine two threads made each query ~10x slower; replies are identical (eval/README.md).

@@ -70,6 +70,7 @@ class Engine:
         """``chat_model``: the model ``settings.composer`` names, already made (tests); else it is loaded."""
         self.settings = settings
         self.embeddings = embeddings
+        self.chat_model: BaseChatModel | None
         if chat_model is not None:
             self.chat_model, self.composer, self.composer_problem = chat_model, settings.composer, None
         else:

@@ -1,0 +1,1 @@
+"""The index: vectors (Chroma), BM25 and the manifest naming the live version."""
