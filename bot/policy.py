@@ -44,6 +44,10 @@ NOT_COVERED = {
     "An orthopaedic doctor or physical therapist is the right person to ask.",
     "diagnosis": "I can't diagnose a specific injury, and the articles I answer from don't cover telling injuries "
     "apart. A doctor or physical therapist can examine your knee and tell you what is going on.",
+    "products": "The articles I answer from don't recommend products or brands, so I can't tell you which one to buy. "
+    "A physical therapist or an experienced coach at your gym can help you choose.",
+    "healing_time": "The articles I answer from don't say how long knee pain takes to heal — that depends on what is "
+    "causing it. If it doesn't settle, a doctor or physical therapist can tell you what to expect.",
 }
 NOT_FOUND = (
     "The articles I answer from don't cover that, so I'd rather not guess. "
@@ -93,3 +97,49 @@ SITE_CAP_REACHED = "This site has used up today's questions for the coach. Pleas
 def too_fast(retry_after: int) -> str:
     """What a client over its per-client limit is told."""
     return f"You're asking faster than the coach can keep up. Please wait about {retry_after} s and try again."
+
+
+# -- conversational turns (status ``chat``) --------------------------------------------------------
+
+GREETING = (
+    "Hi! I answer questions about knee pain and the leg press — foot position, weights, how often to train, "
+    "recovery — by quoting fitness articles. What would you like to know?"
+)
+THANKS = "You're welcome! Ask any time if something else comes up about your knees or the leg press."
+GOODBYE = "Take care, and train smart! Come back any time with another question."
+CAPABILITIES = (
+    "I answer questions about knee pain after the leg press — technique, foot position, weights, how often to "
+    "train, recovery and related knee problems — by quoting fitness articles, with a numbered link to each "
+    "passage I quote. I can't diagnose an injury or advise on medication, and I'll tell you when the articles "
+    "don't cover something. You could ask:"
+)
+IDENTITY = (
+    "I'm the knee-pain coach: a chatbot, not a doctor or physical therapist. I answer from fitness articles and "
+    "show you the passage behind every answer."
+)
+MORE_WITHOUT_CONTEXT = "Happy to — what would you like to know more about? For example:"
+NOTHING_MORE = "That's everything the articles say about it that I haven't already quoted."
+
+
+def sources_reply(articles: list[tuple[str, str, str]]) -> str:
+    """What a member asking "who wrote this?" is told: each article's title, site and author (front matter)."""
+    described = []
+    for title, site, author in articles[:3]:
+        where = f" on {site}" if site else ""
+        by = f", written by {author[0].lower()}{author[1:]}" if author else ""
+        described.append(f"“{title}”{where}{by}")
+    more = f", and {len(articles) - 3} more" if len(articles) > 3 else ""
+    return f"My answers come from {'; '.join(described)}{more}. Every answer links to the passage it quotes."
+
+
+# -- questions the articles don't answer -----------------------------------------------------------
+
+#: Leads the closest things the articles do say, after "they don't cover that".
+RELATED_HEADING = "What they do say that is related:"
+#: Why no sentence answers an in-scope question (the reason triage's narrowing records).
+UNCOVERED = {
+    "uncovered:comparison": "The articles I answer from don't compare those, so I'd rather not guess which is better.",
+    "uncovered:number": "The articles I answer from don't give a number for that, so I'd rather not guess.",
+    "uncovered:silent": "The articles I answer from don't cover that, so I'd rather not guess.",
+    "nothing_more": NOTHING_MORE,
+}

@@ -79,7 +79,9 @@ class FixedRetriever(BaseRetriever):
 def test_hybrid_skips_passages_the_served_version_does_not_list_before_cutting_to_k(engine) -> None:
     first, second = list(engine.index.chunks)[:2]
     ranking = [("written-by-a-newer-build", 0.9), (first, 0.8), (second, 0.7)]
-    hybrid = engine.versions.current.retriever.model_copy(update={"retrievers": {"text": FixedRetriever(ranking=ranking)}, "k": 2})
+    hybrid = engine.versions.current.retriever.model_copy(
+        update={"retrievers": {"text": FixedRetriever(ranking=ranking)}, "k": 2}
+    )
     assert [doc.id for doc in hybrid.invoke("anything")] == [first, second]
 
 

@@ -13,7 +13,8 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import ValidationError
 
 from bot.cache import CountingLRU
-from bot.content.corpus import require_articles
+from bot.content.corpus import load_corpus, require_articles
+from bot.content.documents import Chunk
 from bot.content.synonyms import load_synonyms
 from bot.contract import Answer, Message, Status
 from bot.engine.chain import AnswerChain, Piece
@@ -23,7 +24,7 @@ from bot.index.retrievers import DenseRetriever, HybridRetriever, LexicalRetriev
 from bot.models.chat import EXTRACTIVE, ComposerUnavailable, load_chat_model
 from bot.models.embedding import load_embeddings
 from bot.settings import Settings, get_settings
-from bot.stages.compose import Compose, ComposeSettings, fixed_reply
+from bot.stages.compose import Compose, ComposeSettings, not_found_reply
 from bot.stages.finish import Finish
 from bot.stages.generate import Generate
 from bot.stages.guard import Guard, GuardSettings
@@ -76,6 +77,9 @@ class Engine:
         else:
             self.chat_model, self.composer, self.composer_problem = _chat_model(settings)
         synonyms = load_synonyms(settings.resolved_synonyms_file)
+        self._article_infos: list[tuple[str, str, str]] | None = None
+        #: Each article's passages in reading order, by index version (overviews read whole articles).
+        self._documents: CountingLRU[list[Chunk]] = CountingLRU(64)
         compose = ComposeSettings(points=settings.answer_points)
         self._retrieve = Retrieve(embeddings, synonyms, depth=compose.depth)
         # Enough passages for those shown and those quoted, plus a few: triage weighs the closest of them all.
@@ -89,7 +93,7 @@ class Engine:
                 self._retrieve,
                 Triage(similarity_floor=settings.scope_similarity, answer_floor=settings.answer_similarity),
                 RewriteFollowUp(self.chat_model, self._retrieve, synonyms),
-                Compose(compose),
+                Compose(compose, synonyms=synonyms, articles=self._articles, chunks_of=self._chunks_of),
                 Generate(
                     self.chat_model,
                     composer=self.composer,
@@ -98,7 +102,7 @@ class Engine:
                     timeout=settings.llm_timeout,
                 ),
                 Guard(guard),
-                NarrowToNotFound(fixed_reply),
+                NarrowToNotFound(not_found_reply),
             ],
             Finish(top_k=settings.top_k),
         )
@@ -119,6 +123,26 @@ class Engine:
         if embeddings is None:
             embeddings = load_embeddings(settings.embedding_model, threads=settings.torch_threads)
         return cls(settings, open_index(settings, embeddings, show_progress=show_progress), embeddings)
+
+    def _articles(self) -> list[tuple[str, str, str]]:
+        """Each article's title, site and author (front matter), read once: what "who wrote this?" is told."""
+        if self._article_infos is None:
+            self._article_infos = [(a.title, a.site, a.author) for a in load_corpus(self.settings.corpus_dir)]
+        return self._article_infos
+
+    def _chunks_of(self, state: AnswerState, doc_id: str) -> list[Chunk]:
+        """An article's passages in reading order, from the request's index version (for overviews)."""
+        snapshot = state.snapshot
+        assert snapshot is not None
+        entry = snapshot.index.manifest.documents.get(doc_id)
+        if entry is None:
+            return []
+
+        def read() -> list[Chunk]:
+            found = snapshot.index.chunks.fetch(entry.chunk_ids)
+            return sorted(found.values(), key=lambda chunk: chunk.start)
+
+        return self._documents.get_or_compute((snapshot.version, doc_id), read)
 
     def _snapshot_of(self, index: Index) -> Snapshot:
         k = self.settings.candidates_per_retriever

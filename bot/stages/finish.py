@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from bot import policy
 from bot.content.documents import Chunk
 from bot.contract import Answer, Citation, Passage
-from bot.stages.state import AnswerState, Claim, Draft
+from bot.stages.state import AnswerState, Claim, Draft, RankedPassage
 
 DISCLAIMER_BLOCK = f"\n\n---\n{policy.DISCLAIMER}"
 
@@ -22,6 +22,11 @@ def _render_claim(claim: Claim, markers: str, *, bullet: bool) -> str:
     indent = "  " if bullet else ""
     nested = "\n".join(f"{indent}{item}" for item in items)
     return f"{'- ' if bullet else ''}{lead_in} {markers}\n{'' if bullet else chr(10)}{nested}"
+
+
+def _outline_line(claim: Claim, markers: str) -> str:
+    label = f"**{claim.label}** — " if claim.label else ""
+    return f"- {label}{claim.text} {markers}"
 
 
 def citation_numbers(claims: Sequence[Claim]) -> dict[str, int]:
@@ -57,6 +62,9 @@ def render_markdown(draft: Draft, passages: Mapping[str, Chunk]) -> tuple[str, l
     blocks = [draft.intro] if draft.intro else []
     claims = list(draft.claims)
     heading = draft.claims_heading
+    if claims and draft.outline:  # one line per item, labelled with its heading, from the first line on
+        blocks.append("\n".join(_outline_line(c, markers(c)) for c in claims))
+        claims = []
     if claims and all(c.generated for c in claims):  # a model's answer reads as prose
         blocks.append(" ".join(prose_sentence(c, numbers) for c in claims))
         claims = []
@@ -96,6 +104,11 @@ class Finish:
     def __init__(self, *, top_k: int) -> None:
         self.top_k = top_k
 
+    def _shown(self, state: AnswerState, cited: set[str]) -> list[RankedPassage]:
+        """The best ``top_k`` passages, then any cited one beyond them (an overview quotes passages of its own)."""
+        shown = state.passages[: self.top_k]
+        return shown + [p for p in state.passages[self.top_k :] if p.chunk.chunk_id in cited]
+
     def answer(self, state: AnswerState) -> Answer:
         """The reply. It starts with exactly the text already sent (``state.sent``), which is never redone."""
         assert state.verdict is not None
@@ -129,7 +142,7 @@ class Finish:
                 start=p.chunk.start,
                 end=p.chunk.end,
             )
-            for p in state.passages[: self.top_k]
+            for p in self._shown(state, {c.chunk_id for c in citations})
         ]
         for stage in ("retrieve", "compose"):
             state.timings.setdefault(stage, 0.0)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.content.synonyms import Synonyms
 from bot.contract import Message
-from bot.language.vocabulary import ANAPHORA, in_domain, own_words, topic_words
+from bot.language.conversation import Intent, intent_of
+from bot.language.vocabulary import ANAPHORA, OFF_TOPIC, in_domain, own_words, topic_words
 from bot.language.words import content_words
 from bot.stages.state import AnswerState, Query
+from bot.stages.triage import without_negated_symptoms
 
 # A short turn that opens like this, or leans on a pronoun, continues the previous question.
 _FOLLOW_UP_OPENERS = re.compile(
@@ -74,34 +77,72 @@ def is_follow_up(question: str) -> bool:
     return len(own) <= _MAX_OWN_WORDS and topic_words(" ".join(own)) <= _MAX_OWN_TOPIC_WORDS
 
 
-def resolve(question: str, history: Sequence[Message]) -> tuple[str, bool]:
-    """The question made standalone by prefixing the (resolved) question it follows up on.
+_CITED = re.compile(r"\[\d+\]")
+#: A turn this short, right after a question about the knee, is read as part of that conversation's topic.
+_MAX_TOPIC_CONTINUATION_WORDS = 8
 
-    Only a question the bot could answer is carried forward: after an off-topic question, the next
-    one starts afresh.
+
+@dataclass(frozen=True)
+class Reading:
+    """The question made standalone against the conversation, and what the conversation says about it."""
+
+    standalone: str
+    is_follow_up: bool = False
+    continues_topic: bool = False
+
+
+def _conversation_context(history: Sequence[Message]) -> str:
+    """The (resolved) question the conversation is about, or "" when the last one was not about the knee.
+
+    Conversational turns ("thanks", "tell me more") neither start nor end a topic.
     """
     context = ""
-    for message in history:
+    for position, message in enumerate(history):
         text = without_instructions(message.content) if message.role == "user" else ""
         if not text:
             continue
+        intent = intent_of(text)
+        if intent is not Intent.question:
+            continue
+        reply = history[position + 1] if position + 1 < len(history) else None
+        # The bot quoted the articles in reply: it was a question about the knee, whatever its words.
+        answered = reply is not None and reply.role == "assistant" and _CITED.search(reply.content) is not None
         continues = context and is_follow_up(text)
-        context = f"{context} {text}" if continues else (text if in_domain(text) else "")
+        context = f"{context} {text}" if continues else (text if in_domain(text) or answered else "")
+    return context
+
+
+def resolve(question: str, history: Sequence[Message], intent: Intent = Intent.question) -> Reading:
+    """The question made standalone by prefixing the (resolved) question it follows up on.
+
+    Only a question the bot could answer is carried forward: after an off-topic question, the next
+    one starts afresh. "Tell me more" is the question it continues.
+    """
+    context = _conversation_context(history)
+    if context and intent is Intent.more:
+        return Reading(context, is_follow_up=True, continues_topic=True)
     if context and is_follow_up(question):
-        return f"{context} {question.strip()}", True
-    return question.strip(), False
+        return Reading(f"{context} {question.strip()}", is_follow_up=True, continues_topic=True)
+    short = len(question.split()) <= _MAX_TOPIC_CONTINUATION_WORDS
+    return Reading(question.strip(), continues_topic=bool(context) and short and not OFF_TOPIC.search(question))
 
 
 def build_query(question: str, history: Sequence[Message], synonyms: Synonyms) -> Query:
     """The retrieval query for this turn of the conversation."""
     asked = without_instructions(question)
-    standalone, follow_up = resolve(asked, history) if asked else ("", False)
+    intent = intent_of(asked) if asked else Intent.question
+    reading = resolve(asked, history, intent) if asked else Reading("")
+    said = next((m.content for m in reversed(history) if m.role == "assistant"), "")
+    searched = intent is Intent.question or (intent is Intent.more and reading.is_follow_up)
     return Query(
         question=question,
         asked=asked,
-        standalone=standalone,
-        search_text=synonyms.expand(standalone),
-        is_follow_up=follow_up,
+        standalone=reading.standalone,
+        search_text=synonyms.expand(without_negated_symptoms(reading.standalone)) if searched else "",
+        is_follow_up=reading.is_follow_up,
+        intent=intent,
+        continues_topic=reading.continues_topic,
+        already_said=said if intent is Intent.more else "",
     )
 
 

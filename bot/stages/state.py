@@ -17,6 +17,7 @@ from bot.content.documents import Chunk
 from bot.contract import Message, Status
 from bot.index.core import Index
 from bot.index.retrievers import HybridRetriever
+from bot.language.conversation import Intent
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class Query:
     is_follow_up: bool = False
     #: A chat model's standalone version of a follow-up: searched for and answered, never triaged.
     rewritten: str | None = None
+    #: What kind of turn this is: a question, or a conversational turn (a greeting, "tell me more", …).
+    intent: Intent = Intent.question
+    #: A short turn right after a question about the knee, with nothing off-topic in it: it stays in scope.
+    continues_topic: bool = False
+    #: For "tell me more": the reply it continues, whose quotes are not repeated.
+    already_said: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class Claim:
     is_list: bool = False
     #: Written by a language model (a paraphrase), rather than quoted verbatim from the passage.
     generated: bool = False
+    #: The heading or list label an overview's line names before the quote ("Improper Form and Technique").
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,10 @@ class Draft:
     intro: str = ""
     claims: tuple[Claim, ...] = ()
     claims_heading: str = ""
+    #: The claims are an overview: one line per item of a list or section, each with its label.
+    outline: bool = False
+    #: The claims do not answer the question; they are the closest things the articles do say.
+    related: bool = False
 
 
 SentenceKey = tuple[str, int]
@@ -121,6 +134,8 @@ class AnswerState:
     sentence_vectors: Mapping[SentenceKey, np.ndarray] = field(default_factory=dict)
     #: The extractive claims that answer the question (a chat model writes from these).
     facts: tuple[Claim, ...] = ()
+    #: Why no sentence answers an in-scope question (``comparison``, ``number``, ``silent``), when none does.
+    unanswered: str = ""
     draft: Draft = field(default_factory=Draft)
     #: Claims already sent to the reader as text: final, so no later stage may drop them.
     committed: int = 0

@@ -12,16 +12,24 @@ import re
 from collections.abc import Callable
 
 from bot.contract import Status
+from bot.language.conversation import Intent
 from bot.language.vocabulary import DOMAIN, OFF_TOPIC, language_is_english
 from bot.stages.state import AnswerState, Draft, Query, Verdict
 
 # -- red flags -----------------------------------------------------------------------------------
 
-# Negated symptoms ("no swelling", "without any numbness") are removed before matching.
+# Negated symptoms ("no swelling", "without any numbness", "doesn't lock or give way") are removed before
+# matching: the negation covers a whole list of symptoms joined by commas, "or", "and" or "nor".
+_SYMPTOM = (
+    r"(swelling|swollen|swell(s|ed|ing)?|fever|numbness|numb|tingling|tingl(e|es|ed)|pop(s|ped|ping)?|"
+    r"lock(s|ed|ing)?( up)?|catch(es|ing)?|giv(e|es|ing) (way|out)|gave (way|out)|buckl(e|es|ed|ing)|"
+    r"redness|warmth|instability|unstable)"
+)
 _NEGATED = re.compile(
-    r"\b(no|not|without|never|nor|zero|isn'?t|wasn'?t|aren'?t|weren'?t|don'?t have|doesn'?t have|"
-    r"didn'?t have|haven'?t had|hasn'?t|free of)\s+(any\s+|a\s+|much\s+|real\s+|obvious\s+)?"
-    r"(swelling|swollen|swell|fever|numbness|tingling|pop|popping|locking|redness|warmth)\b",
+    r"\b(no|not|without|never|nor|zero|isn'?t|wasn'?t|aren'?t|weren'?t|don'?t|doesn'?t|didn'?t|haven'?t|hasn'?t|"
+    r"hadn'?t|won'?t|free of)"
+    r"(\s+(have|has|had|been|got|get|feel|felt|notice|noticed|see|seen|really|it|any|a|much|real|obvious|signs? of))*"
+    rf"\s+{_SYMPTOM}((\s*,\s*|\s*,?\s+(or|and|nor)\s+)(any\s+|a\s+|no\s+)?{_SYMPTOM})*\b",
     re.IGNORECASE,
 )
 _SWELLING = r"(swell\w*|swollen|puff\w*|balloon\w*|blew up|blown up|huge|ballooned|fluid)"
@@ -87,6 +95,11 @@ RED_FLAGS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
 )
 
 
+def without_negated_symptoms(text: str) -> str:
+    """``text`` without the symptoms it says are absent ("no swelling or locking"): never searched for, nor flagged."""
+    return " ".join(_NEGATED.sub(" ", text).split())
+
+
 def red_flag(text: str) -> Verdict | None:
     """An ``escalated`` verdict when ``text`` describes a symptom that needs prompt medical care."""
     cleaned = _NEGATED.sub(" ", text)
@@ -116,6 +129,17 @@ NOT_COVERED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             "home_treatment",
             r"\b(ice|icing|iced|ice ?packs?|cold packs?|heat packs?|heating pads?|hot packs?|heat therapy|cold therapy|"
             r"cryotherapy|ice baths?|heat or ice|ice or heat|compression wraps?)\b",
+        ),
+        (
+            "products",
+            r"\b(brands?|buy|buying|purchase|purchasing|prices?|how much (is|are|do|does)\b.*\bcost|costs?|amazon|"
+            r"where (can|do|should) i (get|buy|find) (a|an|some|the|good)|which (one|model|pair|kind|type) should i (get|buy)|"
+            r"recommend (a|any|some) (products?|brands?|sleeves?|braces?|shoes?)|nike|adidas|rehband|under armour)\b",
+        ),
+        (
+            "healing_time",
+            r"\b(how long|how soon|when)\b[^.?!]{0,40}\b(heal\w*|recover(y|ed|ing)? from|get better|go away|stop hurting|"
+            r"feel better|back to normal|back to (training|the gym|leg press\w*|lifting))\b|\bhealing time\b",
         ),
         (
             "surgery",
@@ -154,6 +178,8 @@ def classify(query: Query, *, best_similarity: float, similarity_floor: float, a
         return verdict
     if not query.asked:
         return Verdict(Status.out_of_scope, "instructions")
+    if query.intent in _CHAT or (query.intent is Intent.more and not query.is_follow_up):
+        return Verdict(Status.chat, query.intent.value)
     standalone = query.standalone
     if not language_is_english(standalone):
         return Verdict(Status.out_of_scope, "language")
@@ -161,11 +187,17 @@ def classify(query: Query, *, best_similarity: float, similarity_floor: float, a
         return Verdict(Status.out_of_scope, "off_topic")
     if (verdict := not_covered(query.asked)) is not None:
         return verdict
-    if not (DOMAIN.search(standalone) or best_similarity >= similarity_floor):
+    if not (DOMAIN.search(standalone) or query.continues_topic or best_similarity >= similarity_floor):
         return Verdict(Status.out_of_scope, "off_topic")
     if best_similarity < answer_floor:
         return Verdict(Status.not_found, "low_relevance")
     return Verdict(Status.answered, "answered")
+
+
+#: Conversational turns: a short friendly reply, never retrieval or escalation (the message says nothing else).
+_CHAT = frozenset(
+    {Intent.greeting, Intent.thanks, Intent.goodbye, Intent.capabilities, Intent.identity, Intent.sources}
+)
 
 
 class Triage:
@@ -197,28 +229,33 @@ class Triage:
 # -- the one later change of a status --------------------------------------------------------------
 
 
-def narrowed(verdict: Verdict, draft: Draft, *, answers_question: bool) -> Verdict:
+def narrowed(verdict: Verdict, draft: Draft, *, answers_question: bool, unanswered: str = "") -> Verdict:
     """An ``answered`` verdict becomes ``not_found`` when nothing quotable answers the question.
 
-    ``low_relevance``: the composer found no sentence that answers it (or none puts a number on what a
-    "how many" question counts); ``unsupported``: the guard removed every claim.
+    The reason is the composer's (``uncovered:comparison`` — no sentence weighs the two things asked about;
+    ``uncovered:number`` — none states the number asked for; ``uncovered:silent`` — the question is about
+    something the articles never mention; ``nothing_more`` — "tell me more" when everything was said), or
+    ``low_relevance`` when it found no sentence at all; ``unsupported``: the guard removed every claim.
     """
     if verdict.status is not Status.answered:
         return verdict
     if not answers_question:
-        return Verdict(Status.not_found, "low_relevance")
+        return Verdict(Status.not_found, unanswered or "low_relevance")
     if not draft.claims:
         return Verdict(Status.not_found, "unsupported")
     return verdict
 
 
 class NarrowToNotFound:
-    """Applies ``narrowed`` after the guard, and replaces the draft with the not-found reply when it narrows."""
+    """Applies ``narrowed`` after the guard, and replaces the draft with the not-found reply when it narrows.
+
+    ``reply``: the not-found reply for the narrowed verdict, given the draft (which may hold related quotes).
+    """
 
     name = "narrow"
 
-    def __init__(self, fixed_reply: Callable[[Verdict], Draft]) -> None:
-        self.fixed_reply = fixed_reply
+    def __init__(self, reply: Callable[[Verdict, Draft], Draft]) -> None:
+        self.reply = reply
 
     def applies(self, state: AnswerState) -> bool:
         """Only an answered question can be narrowed."""
@@ -227,7 +264,7 @@ class NarrowToNotFound:
     def run(self, state: AnswerState) -> AnswerState:
         """Narrow the verdict if nothing quotable answers the question."""
         assert state.verdict is not None
-        verdict = narrowed(state.verdict, state.draft, answers_question=bool(state.facts))
+        verdict = narrowed(state.verdict, state.draft, answers_question=bool(state.facts), unanswered=state.unanswered)
         if verdict is not state.verdict:
-            state.verdict, state.draft = verdict, self.fixed_reply(verdict)
+            state.verdict, state.draft = verdict, self.reply(verdict, state.draft)
         return state

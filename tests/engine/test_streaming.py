@@ -19,7 +19,7 @@ from bot.content.documents import Chunk, Sentence
 from bot.contract import Answer, Status
 from bot.engine.chain import AnswerChain
 from bot.policy import DISCLAIMER
-from bot.stages.compose import fixed_reply
+from bot.stages.compose import not_found_reply
 from bot.stages.finish import Finish
 from bot.stages.generate import Generate
 from bot.stages.guard import Guard, GuardSettings
@@ -75,7 +75,7 @@ def chain(model_reply: str, final_guard_keeps) -> AnswerChain:
     model = GenericFakeChatModel(messages=iter([AIMessage(content=model_reply)]))
     generate = Generate(model, composer="fake", embed=embed, guard=GuardSettings(), timeout=30)
     judge = Guard(GuardSettings(), supports=lambda claim, passages, settings: final_guard_keeps(claim))
-    return AnswerChain([generate, judge, NarrowToNotFound(fixed_reply)], Finish(top_k=5))
+    return AnswerChain([generate, judge, NarrowToNotFound(not_found_reply)], Finish(top_k=5))
 
 
 # A model's sentence: one of the passage's (cited right or wrong), or something the passage never says.

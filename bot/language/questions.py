@@ -1,0 +1,158 @@
+"""What kind of answer a question asks for, and for a number, which unit answers it.
+
+A cause, a number, a place, an instruction, a yes-or-no stance, a definition, or a list (causes, ways,
+exercises, injuries). The composer leads with a sentence of that kind. Readable pattern tables, like triage's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(str, Enum):
+    """The kind of answer a question asks for."""
+
+    cause = "cause"
+    number = "number"
+    place = "place"
+    instruction = "instruction"
+    stance = "stance"
+    definition = "definition"
+    listing = "listing"
+    other = "other"
+
+
+class Unit(str, Enum):
+    """What a number question counts or measures."""
+
+    frequency = "frequency"
+    duration = "duration"
+    repetitions = "repetitions"
+    share = "share"
+    angle = "angle"
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+# Order matters: the first kind whose pattern matches is the question's kind.
+_KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
+    (
+        Kind.listing,
+        _rx(
+            r"\b(what|which) (are|r) (the |some )?(common |main |best |usual |typical |other |good )?(causes|reasons|ways|tips|steps|signs|symptoms|options|alternatives|exercises|injuries|conditions|mistakes|muscles|problems)\b"
+            r"|\b(causes|reasons|ways|tips|steps|alternatives|mistakes) (of|for|to|that)\b|\b(list|name)( me)? (the|some|all)\b"
+            r"|\bwhat (else )?(can|could|should) i do (instead|to prevent|to avoid|to stop)\b|\bhow (can|do|could|should) i (prevent|avoid|stop)\b"
+            r"|\b(other|alternative|different|substitute) (exercises?|movements?|options?)\b|\binstead of (the )?leg press\b"
+            r"|\bwhat muscles\b|\bwhich muscles\b|\bwhat (injuries|conditions|problems)\b|\bprevent\w* (knee )?(pain|injur\w*)\b"
+        ),
+    ),
+    (
+        Kind.number,
+        _rx(
+            r"\bhow (often|many|long|frequently|far|deep|much (rest|time))\b|\bwhat (percent(age)?|%|rep range|angle|degree)\b"
+            r"|\b(how many|what number of) (times|days|reps|sets|hours)\b|\btimes (a|per) week\b|\bper week\b"
+        ),
+    ),
+    (
+        Kind.place,
+        _rx(
+            r"\bwhere\b|\bwhich way\b|\b(what|which) (position|direction|angle|stance|width|placement|spot)\b"
+            r"|\bhow (high|low|wide|far apart|close)\b|\b(high|low|wide|narrow)(er)? or (high|low|wide|narrow)(er)?\b|\bpoint(ed|ing)?\b"
+        ),
+    ),
+    (
+        Kind.cause,
+        _rx(
+            r"\bwhy\b|\bhow come\b|\bwhat (causes|caused|is causing|makes|made|could cause)\b|\bcause[sd]?\b|\breason\b|\bwhat'?s (wrong|causing)\b"
+            r"|\bfrom what\b|\bdue to\b"
+        ),
+    ),
+    (
+        Kind.instruction,
+        _rx(
+            r"\bhow (do|should|can|could|would|to|are you supposed to) (i |you |one )?\w+|\bwhat'?s the (right|proper|correct|best|safe) way\b"
+            r"|\b(proper|correct|right|good) (form|technique|way)\b|\btips?\b|\bsteps?\b|\bset ?up\b|\bwhat should i do\b"
+        ),
+    ),
+    (
+        Kind.definition,
+        _rx(
+            r"^\s*(so )?(what|wat|wut)('?s| is| are| does| do| r)\b|\bwhat (does|do) (the |my )?[\w -]+ do\b|\bwhat'?s (the |my )?[\w -]+ for\b"
+            r"|\bmeaning of\b|\bdefine\b"
+        ),
+    ),
+    (
+        Kind.stance,
+        _rx(
+            r"^\s*(so |and |but |ok |okay )?(is|are|am|does|do|did|should|shall|can|could|will|would|was|were|must|may|isn'?t|doesn'?t|don'?t|shouldn'?t)\b"
+            r"|\b(is it|is that|ok|okay|fine|safe|bad|normal|good|worth|better|worse|harmful|dangerous|necessary)\b"
+        ),
+    ),
+)
+
+_UNITS: tuple[tuple[Unit, re.Pattern[str], re.Pattern[str]], ...] = (
+    # (unit, what asks for it, what states it)
+    (
+        Unit.frequency,
+        _rx(
+            r"\bhow (often|frequently)\b|\bhow many (times|days) (a|per|each|every) week\b|\btimes (a|per) week\b|\bper week\b"
+        ),
+        _rx(
+            r"\b(\d+(-\d+)?|once|twice|one|two|three|four)\s*(times|x|days?)?\s*(a|per|each|every)\s*week\b|\bdaily\b|\bevery (day|other day)\b"
+        ),
+    ),
+    (
+        Unit.duration,
+        _rx(r"\bhow long\b|\bhow much (rest|time)\b|\bhow many (hours|days|minutes|weeks)\b"),
+        _rx(r"\b\d+(-\d+)?\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?)\b"),
+    ),
+    (
+        Unit.repetitions,
+        _rx(r"\bhow many (reps|repetitions|sets|rounds)\b|\brep range\b|\bhow many\b"),
+        _rx(r"\b\d+(-\d+)?\s*(reps|repetitions|sets)\b|\brep range of \d+"),
+    ),
+    (
+        Unit.share,
+        _rx(r"\bwhat (percent(age)?|%)\b|\bhow (much|heavy)\b.*\b(weight|load|1rm|max)\b|\bintensity\b"),
+        _rx(r"\d+(-\d+)?\s*%|\bpercent\b|\b1rm\b"),
+    ),
+    (
+        Unit.angle,
+        _rx(
+            r"\b(what|which) (angle|degree)\b|\bhow (deep|far|much) (should|do|can) (i|my knees?) (go|bend|lower)\b|\bdegrees?\b"
+        ),
+        _rx(r"\b\d+(-\d+)?\s*(-?\s*degrees?|°)"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The kind of answer a question asks for, and the unit when it asks for a number."""
+
+    kind: Kind
+    unit: Unit | None = None
+
+    @property
+    def strict(self) -> bool:
+        """Whether only a sentence that states the number answers it (how often, how long, how many reps …)."""
+        return self.unit in {Unit.frequency, Unit.duration, Unit.repetitions, Unit.angle}
+
+
+def asked_for(question: str) -> Asked:
+    """The kind (and unit) of answer ``question`` asks for."""
+    text = " ".join(question.split())
+    kind = next((kind for kind, pattern in _KINDS if pattern.search(text)), Kind.other)
+    unit = next((unit for unit, asks, _ in _UNITS if asks.search(text)), None)
+    if unit is not None and kind in {Kind.number, Kind.stance, Kind.other, Kind.instruction}:
+        return Asked(Kind.number, unit)
+    return Asked(kind, None)
+
+
+def states_unit(text: str, unit: Unit) -> bool:
+    """Whether ``text`` states a number in ``unit`` ("2-3 times per week" for a frequency)."""
+    return next(states.search(text) is not None for u, _, states in _UNITS if u is unit)

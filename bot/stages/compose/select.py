@@ -1,0 +1,307 @@
+"""Choosing what to quote: the sentence that answers the question first, then only points that add to it.
+
+A sentence's score starts from how close it is in meaning and in words to the question (the retrievers'
+signals), then: the cue of the kind of answer asked for (a cause for "why", the number for "how often"),
+the headings it sits under, and how much it says beyond the question's own words. A sentence that only
+restates the question, introduces a section or wraps up the article is never the lead and never a point.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot.content.documents import Chunk, Sentence
+from bot.language.discourse import answers_kind, is_framing
+from bot.language.quantities import counted_thing, states_count
+from bot.language.questions import Asked, Kind, Unit, states_unit
+from bot.language.words import content_words
+from bot.stages.state import Claim, RankedPassage, SentenceKey, Support
+
+# Case-sensitive on purpose: "It" opens an anaphoric sentence, "IT band" does not.
+_ANAPHORIC_START = re.compile(r"^(This|These|That|Those|It|They)\b")
+_LABEL = re.compile(r"^\s*[-*+]\s+\*\*(?P<label>[^*]+)\*\*\s*$")
+
+#: Words every question about this subject uses: they say nothing about what in particular is asked.
+GENERIC_WORDS = content_words(
+    "knee knees kneecap leg legs press pressing presses machine pain painful hurt hurts hurting ache aches aching "
+    "sore day days after workout workouts gym training train lift lifting exercise exercises do doing get gets "
+    "getting use using make makes making good bad really always sometimes thing things way time"
+)
+#: Irregular plurals the stemmer leaves apart ("feet" and "Foot Placement" are about the same thing).
+_LEMMAS = {"feet": "foot"}
+
+
+def lemmas(words: set[str] | frozenset[str]) -> set[str]:
+    """Stemmed words with irregular plurals folded (for matching questions to headings)."""
+    return {_LEMMAS.get(word, word) for word in words}
+
+
+def lemma_words(text: str) -> set[str]:
+    """``content_words`` with irregular plurals folded."""
+    return lemmas(content_words(text))
+
+
+@dataclass(frozen=True)
+class ComposeSettings:
+    """How many sentences an answer quotes, how relevant they must be, and how the lead is weighed."""
+
+    points: int = 3
+    depth: int = 3
+    min_relevance: float = 0.35
+    relative_relevance: float = 0.7
+    #: Weight of the shared (IDF-weighted) words against the embedding similarity.
+    lexical_weight: float = 0.3
+    #: The lead: a sentence with the cue of the kind of answer asked for ("because" for "why").
+    kind_weight: float = 0.06
+    #: The lead: a sentence stating the number asked for; its absence counts as much against.
+    unit_weight: float = 0.3
+    #: The lead: the question's words in the headings a sentence sits under.
+    heading_weight: float = 0.08
+    #: The lead: a sentence that says little beyond the question's own words.
+    restatement_weight: float = 0.12
+    #: A point must say at least this much (IDF-weighted share of its words) that is not said already.
+    point_novelty: float = 0.35
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the composer may quote: the ranked passages and their sentences' vectors and words."""
+
+    passages: Sequence[RankedPassage]
+    vectors: Mapping[SentenceKey, np.ndarray]
+    words: Mapping[SentenceKey, set[str]]
+    #: Inverse document frequency of each corpus word: rare shared words say more than common ones.
+    idf: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the composer knows of the question."""
+
+    #: Content words searched for (the question in context, widened with the article's words).
+    words: set[str]
+    #: What the question is about: its substantive searched words beyond those every question here uses.
+    focus: set[str] = field(default_factory=set)
+    #: The member's own words in this turn: what a restating sentence repeats.
+    own: set[str] = field(default_factory=set)
+    asked: Asked = field(default_factory=lambda: Asked(Kind.other))
+    #: The question as asked (for "how many …?" checks).
+    text: str = ""
+    #: Text already quoted in the conversation ("tell me more"): not quoted again.
+    already_said: str = ""
+    #: It continues an earlier question ("why not?"): its own words are not the whole question.
+    follow_up: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One or two neighbouring sentences quoted together, scored as a whole."""
+
+    passage_rank: int
+    chunk: Chunk
+    sentences: tuple[Sentence, ...]
+    relevance: float
+    words: frozenset[str]
+    #: Headings and list labels it sits under, as words.
+    context_words: frozenset[str]
+    text: str
+
+    @property
+    def start(self) -> int:
+        """Where the quote starts in the document."""
+        return self.sentences[0].start
+
+    @property
+    def end(self) -> int:
+        """Where the quote ends in the document."""
+        return self.sentences[-1].end
+
+    def overlaps(self, other: Candidate) -> bool:
+        """Whether the two quote some of the same text."""
+        return self.chunk.doc_id == other.chunk.doc_id and self.start < other.end and other.start < self.end
+
+    def claim(self) -> Claim:
+        """The candidate as a claim of the answer."""
+        return Claim(
+            self.text, (Support(self.chunk.chunk_id, self.start, self.end),), is_list=self.sentences[-1].is_list
+        )
+
+
+def weighted_share(wanted: set[str], words: set[str] | frozenset[str], idf: Mapping[str, float]) -> float:
+    """Share of ``wanted`` (IDF-weighted) that ``words`` contains."""
+    total = sum(idf.get(w, 0.0) for w in wanted)
+    return sum(idf.get(w, 0.0) for w in wanted & words) / total if total else 0.0
+
+
+def novelty(words: set[str] | frozenset[str], said: set[str], idf: Mapping[str, float]) -> float:
+    """Share of a sentence's words (IDF-weighted, generic ones aside) that ``said`` does not contain."""
+    own = set(words) - GENERIC_WORDS
+    return 1.0 - weighted_share(own, said, idf) if own else 0.0
+
+
+def _label_before(chunk: Chunk, position: int) -> str:
+    """The list label (``- **Foot Placement**``) a sentence sits under within its chunk, if any."""
+    for sentence in reversed(chunk.sentences[:position]):
+        if match := _LABEL.match(chunk.sentence_text(sentence)):
+            return match.group("label")
+        if sentence.quotable and not chunk.sentence_text(sentence).lstrip().startswith(("-", "*", "+")):
+            return ""  # prose between: the label does not reach this far
+    return ""
+
+
+def candidate_units(
+    question: Question, evidence: Evidence, settings: ComposeSettings, query_vector: np.ndarray
+) -> list[Candidate]:
+    """Every quotable sentence (or anaphoric pair) of the best passages, with its relevance to the question."""
+    units = []
+    for rank, passage in enumerate(evidence.passages[: settings.depth]):
+        chunk = passage.chunk
+        headings = lemma_words(" ".join(chunk.section) + " " + chunk.context)
+        for position, sentence in enumerate(chunk.sentences):
+            key = (chunk.chunk_id, position)
+            if not sentence.quotable or key not in evidence.vectors:
+                continue
+            text = chunk.sentence_text(sentence)
+            span: tuple[Sentence, ...] = (sentence,)
+            words = set(evidence.words.get(key, set()))
+            previous = chunk.sentences[position - 1] if position else None
+            if _ANAPHORIC_START.match(text) and previous is not None and previous.quotable and not previous.is_list:
+                # "This prevents overloading the joints." only makes sense after the sentence it points to.
+                span = (previous, sentence)
+                words |= evidence.words.get((chunk.chunk_id, position - 1), set())
+            overlap = weighted_share(question.words, words, evidence.idf)
+            relevance = (
+                float(evidence.vectors[key] @ query_vector) + settings.lexical_weight * overlap + 0.05 / (rank + 1)
+            )
+            if len(text) < 30 and len(span) == 1:
+                relevance -= 0.1  # a fragment reads badly on its own
+            label = lemma_words(_label_before(chunk, position))
+            whole = " ".join(chunk.sentence_text(s) for s in span)
+            units.append(Candidate(rank, chunk, span, relevance, frozenset(words), frozenset(headings | label), whole))
+    return units
+
+
+def answers_number(unit: Candidate, question: Question) -> bool:
+    """Whether the unit states the number a number question asks for (for counts: of the thing counted)."""
+    unit_asked = question.asked.unit
+    if unit_asked is None:
+        return False
+    if unit_asked is Unit.repetitions:
+        thing = counted_thing(question.text)
+        return states_count(unit.text, thing) if thing else states_unit(unit.text, Unit.repetitions)
+    return states_unit(unit.text, unit_asked)
+
+
+def lead_score(unit: Candidate, question: Question, idf: Mapping[str, float], settings: ComposeSettings) -> float:
+    """How well the unit answers the question as the reply's first sentence."""
+    score = unit.relevance
+    kind = question.asked.kind
+    if answers_kind(unit.text, kind):
+        score += settings.kind_weight
+    if question.asked.unit is not None:
+        score += (
+            settings.unit_weight if answers_number(unit, question) else -settings.unit_weight * question.asked.strict
+        )
+    if question.focus:
+        score += settings.heading_weight * weighted_share(
+            question.focus, unit.context_words, idf or _ones(question.focus)
+        )
+    fresh = novelty(unit.words, question.own, idf)
+    score -= settings.restatement_weight * max(0.0, 0.6 - fresh) / 0.6
+    return score
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The claims to quote, or why nothing answers the question (then ``related`` may still be offered)."""
+
+    claims: tuple[Claim, ...] = ()
+    #: Why no sentence answers it: ``uncovered:number`` (the number asked for is stated nowhere), or empty.
+    unanswered: str = ""
+    #: The closest sentences the articles do have, for an honest "not covered, but related:" reply.
+    related: tuple[Claim, ...] = ()
+
+
+def _on_the_question(
+    unit: Candidate, lead: Candidate, question: Question, focus: set[str], idf: Mapping[str, float]
+) -> bool:
+    """Whether a point is about what was asked: it names the question's subject.
+
+    Beyond the lead's own part of the article it must also answer in kind, or sit under a heading naming it.
+    """
+    if not focus:
+        return unit.chunk.section == lead.chunk.section
+    if weighted_share(focus, set(unit.words) | set(unit.context_words), idf or _ones(focus)) < _FOCUS_SHARE:
+        return False
+    same_place = unit.chunk.section == lead.chunk.section and unit.context_words == lead.context_words
+    return same_place or answers_kind(unit.text, question.asked.kind) or bool(focus & unit.context_words)
+
+
+#: A point names the question's subject if it holds this share of its focus words (a third: a member's word
+#: and the article's word for it are both in the focus, and one of them is enough).
+_FOCUS_SHARE = 0.34
+
+
+def _ones(words: set[str]) -> dict[str, float]:
+    return dict.fromkeys(words, 1.0)
+
+
+def _said(unit: Candidate, question: Question) -> bool:
+    return bool(question.already_said) and unit.text.split("\n")[0].strip() in question.already_said
+
+
+def select(
+    query_vector: np.ndarray,
+    question: Question,
+    evidence: Evidence,
+    settings: ComposeSettings,
+    *,
+    limit: int | None = None,
+) -> Selection:
+    """The lead (the sentence that answers) and the points that add an answer-relevant fact to it.
+
+    Points come in reading order after the lead; there are at most ``settings.points`` (or ``limit`` claims in
+    all), and there may be none: a reply may be a single sentence.
+    """
+    units = [u for u in candidate_units(question, evidence, settings, query_vector) if not _said(u, question)]
+    saying = [u for u in units if not is_framing(u.text)] or units
+    if not saying:
+        return Selection()
+    ranked = sorted(saying, key=lambda u: -lead_score(u, question, evidence.idf, settings))
+    lead = ranked[0]
+    if question.asked.strict and not answers_number(lead, question):
+        return Selection(unanswered="uncovered:number")  # a nearby number would read as the answer: none
+    wanted = 1 + settings.points if limit is None else limit
+    chosen = [lead]
+    floor = max(settings.min_relevance, lead.relevance * settings.relative_relevance)
+    said = set(question.own) | set(lead.words)
+    focus = question.focus
+    for unit in sorted(saying, key=lambda u: -u.relevance):
+        if len(chosen) >= wanted or unit.relevance < floor:
+            break
+        if unit is lead or any(unit.overlaps(c) for c in chosen):
+            continue
+        if novelty(unit.words, said, evidence.idf) < settings.point_novelty:
+            continue  # says again what is said already
+        if not _on_the_question(unit, lead, question, focus, evidence.idf):
+            continue  # true, but not about what was asked
+        chosen.append(unit)
+        said |= unit.words
+    rest = sorted(chosen[1:], key=lambda u: (u.passage_rank, u.start))
+    return Selection(claims=tuple(u.claim() for u in [lead, *rest]))
+
+
+def select_claims(
+    query_vector: np.ndarray,
+    query_words: set[str],
+    evidence: Evidence,
+    settings: ComposeSettings,
+    *,
+    limit: int | None = None,
+) -> tuple[Claim, ...]:
+    """The claims for a question known only by its words (no kind of answer asked for)."""
+    return select(query_vector, Question(words=query_words, own=query_words), evidence, settings, limit=limit).claims

@@ -1,0 +1,158 @@
+"""The compose stage: the draft the verdict calls for — an answer, an escalation, a chat reply or a fixed one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from bot import policy
+from bot.cache import CountingLRU
+from bot.content.documents import Chunk
+from bot.content.synonyms import Synonyms
+from bot.contract import Status
+from bot.language.conversation import Intent
+from bot.language.questions import Asked, Kind, asked_for
+from bot.language.words import content_words
+from bot.stages.compose.coverage import compared_terms, makes_comparison, unknown_words
+from bot.stages.compose.outline import outline
+from bot.stages.compose.replies import ArticleInfo, chat_reply, fixed_reply
+from bot.stages.compose.select import GENERIC_WORDS, ComposeSettings, Evidence, Question, Selection, lemmas, select
+from bot.stages.query import substantive_words
+from bot.stages.state import AnswerState, Draft, Query, RankedPassage, SentenceKey
+from bot.stages.triage import without_negated_symptoms
+
+#: Kinds of question whose words say what must be covered: an unknown word there is what the articles lack.
+_SILENT_KINDS = frozenset({Kind.stance, Kind.other, Kind.definition, Kind.number, Kind.instruction, Kind.place})
+#: A longer question may carry incidental words of the member's own ("at my crossfit box"): not judged by them.
+_MAX_WORDS_FOR_SILENCE = 14
+
+
+class Compose:
+    """Writes the draft: quoted sentences for an answer or an escalation, the fixed wording for everything else."""
+
+    name = "compose"
+
+    def __init__(
+        self,
+        settings: ComposeSettings,
+        *,
+        synonyms: Synonyms,
+        articles: Callable[[], list[ArticleInfo]],
+        chunks_of: Callable[[AnswerState, str], list[Chunk]],
+        word_cache_size: int = 8192,
+    ) -> None:
+        self.settings = settings
+        self.synonyms = synonyms
+        self.articles = articles
+        self.chunks_of = chunks_of
+        # Content-addressed (chunk id, sentence position): never stale, so shared by every index version.
+        self._sentence_words: CountingLRU[set[str]] = CountingLRU(word_cache_size)
+
+    def applies(self, state: AnswerState) -> bool:
+        """Once a status is decided (always, by now)."""
+        return state.verdict is not None
+
+    def run(self, state: AnswerState) -> AnswerState:
+        """Draft the reply the verdict calls for."""
+        verdict = state.verdict
+        assert verdict is not None
+        if verdict.status is Status.escalated:
+            state.draft = Draft(
+                intro=policy.escalation_warning(verdict.detail),
+                claims=self.selection(state, limit=2).claims,
+                claims_heading=policy.ESCALATION_GUIDANCE_HEADING,
+            )
+        elif verdict.status is Status.answered:
+            self._answer(state)
+        elif verdict.status is Status.chat:
+            state.draft = chat_reply(verdict.reason, self.articles)
+        else:
+            state.draft = fixed_reply(verdict)
+        return state
+
+    def _answer(self, state: AnswerState) -> None:
+        assert state.query is not None
+        question = self.question(state.query)
+        overview = outline(question, state.passages, partial(self.chunks_of, state)) if state.snapshot else ()
+        if overview:
+            state.passages = _with_passages_of(state.passages, overview, partial(self.chunks_of, state))
+            state.facts, state.draft = overview, Draft(claims=overview, outline=True)
+            return
+        selection = self.selection(state, limit=None, question=question)
+        unanswered = selection.unanswered or self._uncovered(state, question, selection)
+        if question.already_said and not selection.claims:
+            unanswered = "nothing_more"
+        if unanswered:
+            related = selection.related or selection.claims[:1]
+            state.unanswered, state.facts, state.draft = unanswered, (), Draft(claims=related, related=True)
+            return
+        state.facts = selection.claims
+        state.draft = Draft(claims=state.facts)
+
+    def question(self, query: Query) -> Question:
+        """What the composer needs to know of the question."""
+        more = query.intent is Intent.more
+        asked = without_negated_symptoms(query.standalone if more else query.asked)
+        kind = asked_for(asked)
+        if kind.kind is Kind.other and query.is_follow_up:
+            kind = asked_for(query.standalone)
+        if more:  # "tell me more" wants what else there is, not the number already given
+            kind = Asked(kind.kind)
+        return Question(
+            words=content_words(query.search_text),
+            focus=lemmas(substantive_words(query.search_text)) - GENERIC_WORDS,
+            own=substantive_words(asked),
+            asked=kind,
+            text=asked,
+            already_said=query.already_said,
+            follow_up=query.is_follow_up,
+        )
+
+    def selection(self, state: AnswerState, *, limit: int | None, question: Question | None = None) -> Selection:
+        """The sentences to quote for the question: a lead and the points that add to it."""
+        if state.query is None or state.query_vector is None or state.snapshot is None:
+            return Selection()
+        question = question or self.question(state.query)
+        passages = state.passages[: self.settings.depth]
+        words = self._words(passages)
+        vocabulary = question.words | {w for sentence in words.values() for w in sentence}
+        evidence = Evidence(passages, state.sentence_vectors, words, state.snapshot.index.lexical.idf(vocabulary))
+        return select(state.query_vector, question, evidence, self.settings, limit=limit)
+
+    def _uncovered(self, state: AnswerState, question: Question, selection: Selection) -> str:
+        """Why the best sentences don't answer the question, if they don't: ``comparison`` or ``silent``."""
+        assert state.snapshot is not None
+        if not selection.claims:
+            return ""
+        if (terms := compared_terms(question.text)) and not makes_comparison(terms, [c.text for c in selection.claims]):
+            return "uncovered:comparison"
+        if question.asked.kind in _SILENT_KINDS and len(question.text.split()) <= _MAX_WORDS_FOR_SILENCE:
+            lexical = state.snapshot.index.lexical
+            if unknown_words(question.text, lambda stem: bool(lexical.idf([stem])), self._covered):
+                return "uncovered:silent"
+        return ""
+
+    def _covered(self, word: str) -> bool:
+        return self.synonyms.expand(word) != word
+
+    def _words(self, passages: Sequence[RankedPassage]) -> dict[SentenceKey, set[str]]:
+        words = {}
+        for passage in passages:
+            for position, sentence in enumerate(passage.chunk.sentences):
+                key = (passage.chunk.chunk_id, position)
+                text = passage.chunk.sentence_text(sentence)
+                words[key] = self._sentence_words.get_or_compute(key, partial(content_words, text))
+        return words
+
+
+def _with_passages_of(
+    passages: list[RankedPassage], claims: Sequence, chunks_of: Callable[[str], list[Chunk]]
+) -> list[RankedPassage]:
+    """The retrieved passages, followed by the passages an overview quotes that retrieval did not rank."""
+    have = {p.chunk.chunk_id for p in passages}
+    wanted = [s.chunk_id for claim in claims for s in claim.support if s.chunk_id not in have]
+    if not wanted:
+        return passages
+    by_id = {c.chunk_id: c for p in passages for c in chunks_of(p.chunk.doc_id)}
+    added = [RankedPassage(by_id[chunk_id], 0.0) for chunk_id in dict.fromkeys(wanted) if chunk_id in by_id]
+    return [*passages, *added]
