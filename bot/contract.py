@@ -16,6 +16,7 @@ class Status(str, Enum):
     out_of_scope = "out_of_scope"
     not_found = "not_found"
     invalid = "invalid"
+    chat = "chat"
 
 
 class Message(BaseModel):

@@ -71,6 +71,11 @@ def test_every_set_named_in_the_thresholds_exists() -> None:
         ("every_set:\n  disclaimer: yes\n", "every_set.disclaimer: the minimum must be a number from 0 to 1"),
         ("minimums:\n  core: {}\n", "expected the keys 'every_set' and 'sets' only"),
         ("sets:\n  core: 0.9\n", "sets.core must map metric names to minimums"),
+        # padding is lower-is-better: a minimum on it would reward padding
+        (
+            "sets:\n  core:\n    padding: 0.1\n",
+            r"sets.core.padding: lower is better, so it takes no minimum \(use no_padding\)",
+        ),
     ],
 )
 def test_a_bad_thresholds_file_is_named_with_the_entry(tmp_path: Path, text: str, message: str) -> None:
