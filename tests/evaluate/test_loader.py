@@ -46,6 +46,13 @@ def _shipped_cases():
     return [(s.name, c) for s in load_question_sets(default_set_paths(), corpus_dir=CORPUS) for c in s.cases]
 
 
+def test_every_answer_case_says_what_its_reply_should_lead_with() -> None:
+    """Issue 14: an answer is judged on what it leads with and what it pads with, so every answer case says."""
+    unspanned = [f"{name}/{case.id}" for name, case in _shipped_cases()
+                 if case.expect == "answer" and not (case.lead and case.relevant)]  # fmt: skip
+    assert unspanned == []
+
+
 def test_every_lead_and_relevant_span_lies_inside_one_sentence_of_the_article() -> None:
     """A span across a sentence break could never be held by one quoted sentence: the lead would always miss."""
     article_sentences = [normalized(t) for article in load_corpus(CORPUS) for t in sentences(article.text)]
