@@ -19,6 +19,8 @@ from bot.evaluate.answer_shape import CITED_STATEMENT, first_sentence, leads_wit
 from bot.evaluate.loader import Case
 
 CITATION_MARKER = re.compile(r"\[(\d+)\]")
+#: The expectations whose missing key facts fail the case (an escalation's are judged per set by the gate).
+KEY_FACTS_FAIL = ("answer", "chat")
 #: Cut-offs of the retrieval metrics: hit@1, hit@3 and MRR@5.
 HIT_DEPTHS = (1, 3)
 MRR_DEPTH = 5
@@ -174,7 +176,7 @@ class CaseMetrics:
         reasons += [f"invalid citation: {problem}" for problem in self.citation_problems]
         if self.forbidden_found:
             reasons.append(f"forbidden text in the reply: {', '.join(map(repr, self.forbidden_found))}")
-        if case.expect == "answer" and self.missing_key_facts:
+        if case.expect in KEY_FACTS_FAIL and self.missing_key_facts:
             missing = "; ".join(" | ".join(group) for group in self.missing_key_facts)
             reasons.append(f"key facts missing: {missing}")
         if self.lead is False:

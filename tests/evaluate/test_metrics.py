@@ -168,13 +168,18 @@ def test_an_answer_case_passes_when_every_rule_holds() -> None:
     assert metrics.failures(case()) == [] and metrics.latency_ms == 12.5
 
 
-def test_missing_key_facts_fail_answer_cases_only() -> None:
+def test_missing_key_facts_fail_answer_and_chat_cases_only() -> None:
     answer = reply("See a doctor soon.", status=Status.escalated)
     escalation = case(expect="escalate", must_include=(("urgent",),))
     assert measure_case(escalation, answer, disclaimer=DISCLAIMER, latency_ms=1).failures(escalation) == []
     answered = case(must_include=(("urgent",),))
     metrics = measure_case(answered, reply("See a doctor soon."), disclaimer=DISCLAIMER, latency_ms=1)
     assert metrics.failures(answered) == ["key facts missing: urgent"]
+    # a question about the sources must name them
+    source = case(expect="chat", must_include=(("Good Mind + Body",), ("Knee Pain After Leg Press",)))
+    credits = reply("I quote *Knee Pain After Leg Press*, an article.", status=Status.chat)
+    metrics = measure_case(source, credits, disclaimer=DISCLAIMER, latency_ms=1)
+    assert metrics.failures(source) == ["key facts missing: Good Mind + Body"]
 
 
 def test_every_broken_rule_is_a_reason() -> None:
