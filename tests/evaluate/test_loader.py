@@ -37,7 +37,7 @@ def write_set(tmp_path: Path, cases: str, header: str = "name: demo\ndescription
 
 def test_the_shipped_sets_load_and_are_big_enough() -> None:
     sets = {s.name: s for s in load_question_sets(default_set_paths(), corpus_dir=CORPUS)}
-    assert set(sets) >= {"core", "safety", "adversarial", "conversations", "holdout"}
+    assert set(sets) >= {"core", "safety", "adversarial", "conversations", "holdout", "members"}
     assert len(sets["core"].cases) >= 60
     assert sum(len(s.cases) for s in sets.values()) >= 100
 
@@ -71,6 +71,19 @@ def test_every_lead_span_is_also_a_relevant_span() -> None:
     missing = [f"{name}/{case.id}: {span!r}" for name, case in _shipped_cases() for span in case.lead
                if case.relevant and span not in case.relevant]  # fmt: skip
     assert missing == []
+
+
+def test_the_members_set_holds_every_failure_class_of_issue_14() -> None:
+    members = load_question_set(SETS_DIR / "members.yaml", corpus_dir=CORPUS)
+    tags = {tag for case in members.cases for tag in case.tags}
+    expects = [case.expect for case in members.cases]
+    assert len(members.cases) >= 80
+    assert {"greeting", "meta", "source", "uncovered", "negated-red-flag", "follow-up", "overview", "number"} <= tags
+    assert expects.count("chat") >= 8 and expects.count("not_found") >= 10 and "escalate" in expects
+    negated = [case for case in members.cases if "negated-red-flag" in case.tags]
+    assert negated and all(case.expect == "answer" for case in negated)
+    sources = [case for case in members.cases if "source" in case.tags]
+    assert sources and all(case.must_include for case in sources)
 
 
 def test_a_conversation_scores_its_last_turn() -> None:
