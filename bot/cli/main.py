@@ -250,10 +250,18 @@ def add_case(
     set_name: Annotated[str, typer.Option("--set", help="The set to append to: a name (core) or a file.")],
     question: Annotated[str, typer.Option("--question", help="The question, as the user asked it.")],
     expect: Annotated[
-        str, typer.Option("--expect", help="answer | escalate | refuse | not_found | invalid.")
+        str, typer.Option("--expect", help="answer | escalate | refuse | not_found | invalid | chat.")
     ] = "answer",
     gold_spans: Annotated[
         list[str] | None, typer.Option("--gold-span", help="Verbatim corpus text a good passage holds (repeat).")
+    ] = None,
+    lead: Annotated[
+        list[str] | None,
+        typer.Option("--lead", help="Verbatim corpus text the reply's first sentence must hold (repeat: any one)."),
+    ] = None,
+    relevant: Annotated[
+        list[str] | None,
+        typer.Option("--relevant", help="Verbatim corpus text an answer-relevant point may hold (repeat)."),
     ] = None,
     must_include: Annotated[
         list[str] | None, typer.Option("--must-include", help='A key fact, alternatives split by "|" (repeat).')
@@ -275,6 +283,8 @@ def add_case(
         "question": question,
         "expect": expect,
         "gold_spans": gold_spans or [],
+        "lead": lead or [],
+        "relevant": relevant or [],
         "must_include": parse_alternatives(must_include or []),
         "must_not_include": must_not_include or [],
         "tags": _split(tags),

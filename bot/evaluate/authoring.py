@@ -74,8 +74,9 @@ def _styled(case: Case) -> Any:
     else:
         node["question"] = Quoted(case.question or "")
     node["expect"] = case.expect
-    if case.gold_spans:
-        node["gold_spans"] = CommentedSeq(Quoted(span) for span in case.gold_spans)
+    for name in ("gold_spans", "lead", "relevant"):
+        if getattr(case, name):
+            node[name] = CommentedSeq(Quoted(span) for span in getattr(case, name))
     if case.must_include:
         node["must_include"] = flow(flow(Quoted(alt) for alt in group) for group in case.must_include)
     if case.must_not_include:
@@ -91,9 +92,10 @@ def append_case(path: Path, fields: dict[str, Any], *, corpus_dir: Path) -> Case
     """Validate a new case and append it to the set file at ``path``; the file is untouched on any error.
 
     ``fields`` are the case's YAML fields; without an ``id`` one is made from the question. The new case is
-    checked against the schema (with the rest of the set) and its gold spans against the corpus. When the
-    set's ``cases`` list ends the file, the file's existing text is kept byte for byte and the case appended;
-    otherwise the file is rewritten by ruamel.yaml's round-trip dumper, which keeps comments and layout.
+    checked against the schema (with the rest of the set) and its spans (gold, lead, relevant) against the
+    corpus. When the set's ``cases`` list ends the file, the file's existing text is kept byte for byte and
+    the case appended; otherwise the file is rewritten by ruamel.yaml's round-trip dumper, which keeps
+    comments and layout.
     """
     original = path.read_text(encoding="utf-8")
     data = read_set_file(path)

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from bot.evaluate.loader import EVAL_DIR
-from bot.evaluate.metrics import RATE_METRICS, GroupSummary
+from bot.evaluate.metrics import LOWER_IS_BETTER, RATE_METRICS, GroupSummary
 
 THRESHOLDS_FILE = EVAL_DIR / "thresholds.yaml"
 
@@ -106,6 +106,10 @@ def load_thresholds(path: Path = THRESHOLDS_FILE) -> list[Threshold]:
         for metric, minimum in minimums.items():
             if metric not in RATE_METRICS:
                 raise ThresholdsError(f"{path}: {label}.{metric}: unknown metric (known: {', '.join(RATE_METRICS)})")
+            if metric in LOWER_IS_BETTER:
+                raise ThresholdsError(
+                    f"{path}: {label}.{metric}: lower is better, so it takes no minimum (use no_{metric})"
+                )
             if isinstance(minimum, bool) or not isinstance(minimum, int | float) or not 0 <= minimum <= 1:
                 raise ThresholdsError(f"{path}: {label}.{metric}: the minimum must be a number from 0 to 1")
             thresholds.append(Threshold(str(scope), metric, float(minimum)))

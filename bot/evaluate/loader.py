@@ -20,7 +20,7 @@ EVAL_DIR = PROJECT_ROOT / "eval"
 SETS_DIR = EVAL_DIR / "sets"
 SCHEMA_FILE = EVAL_DIR / "schema.json"
 
-Expectation = Literal["answer", "escalate", "refuse", "not_found", "invalid"]
+Expectation = Literal["answer", "escalate", "refuse", "not_found", "invalid", "chat"]
 
 #: The reply status each expectation asks for.
 EXPECTED_STATUS: dict[str, Status] = {
@@ -29,7 +29,10 @@ EXPECTED_STATUS: dict[str, Status] = {
     "refuse": Status.out_of_scope,
     "not_found": Status.not_found,
     "invalid": Status.invalid,
+    "chat": Status.chat,
 }
+#: The case fields that hold verbatim corpus text, checked against the corpus when a set is loaded.
+SPAN_FIELDS = ("gold_spans", "lead", "relevant")
 
 
 class QuestionSetError(ValueError):
@@ -45,6 +48,10 @@ class Case:
     question: str | None = None
     turns: tuple[str, ...] = ()
     gold_spans: tuple[str, ...] = ()
+    #: Spans one of which the reply's first sentence must hold: it leads with the answer.
+    lead: tuple[str, ...] = ()
+    #: Spans an answer-relevant point may hold (every sentence that answers or directly supports the answer).
+    relevant: tuple[str, ...] = ()
     must_include: tuple[tuple[str, ...], ...] = ()
     must_not_include: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
@@ -73,7 +80,7 @@ class Case:
         else:
             data["question"] = self.question
         data["expect"] = self.expect
-        for name in ("gold_spans", "must_not_include", "tags"):
+        for name in (*SPAN_FIELDS, "must_not_include", "tags"):
             if getattr(self, name):
                 data[name] = list(getattr(self, name))
         if self.must_include:
@@ -108,6 +115,8 @@ def case_from_dict(data: dict[str, Any]) -> Case:
         question=data.get("question"),
         turns=tuple(data.get("turns") or ()),
         gold_spans=tuple(data.get("gold_spans") or ()),
+        lead=tuple(data.get("lead") or ()),
+        relevant=tuple(data.get("relevant") or ()),
         must_include=tuple(tuple(group) for group in data.get("must_include") or ()),
         must_not_include=tuple(data.get("must_not_include") or ()),
         tags=tuple(data.get("tags") or ()),
@@ -167,14 +176,19 @@ def validate_set_data(data: Any, source: Path | str, *, schema_file: Path = SCHE
 
 
 def check_gold_spans(question_set: QuestionSet, corpus_texts: Sequence[str], corpus_dir: Path | str) -> None:
-    """Every gold span must occur verbatim in an article, or retrieval could never find it."""
+    """Every span (``gold_spans``, ``lead``, ``relevant``) must occur verbatim in an article.
+
+    A gold span no article holds could never be retrieved; a lead or relevant span must be the article's
+    own text, never a paraphrase or the bot's words.
+    """
     for case in question_set.cases:
-        for span in case.gold_spans:
-            if not any(span in text for text in corpus_texts):
-                raise QuestionSetError(
-                    f"{question_set.path}: case {case.id!r}, field 'gold_spans': {span!r} does not occur "
-                    f"verbatim in the corpus ({corpus_dir})"
-                )
+        for name in SPAN_FIELDS:
+            for span in getattr(case, name):
+                if not any(span in text for text in corpus_texts):
+                    raise QuestionSetError(
+                        f"{question_set.path}: case {case.id!r}, field {name!r}: {span!r} does not occur "
+                        f"verbatim in the corpus ({corpus_dir})"
+                    )
 
 
 def corpus_texts(corpus_dir: Path) -> list[str]:

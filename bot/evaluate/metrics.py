@@ -1,8 +1,8 @@
 """Metrics computed from recorded replies only: never from what the engine says about its own reply.
 
 Per case: where the first gold passage was retrieved, key facts, forbidden text, citation validity, citation
-hit, status, disclaimer, latency. Per group of cases (a set, a tag, the whole run): the shares and means
-documented in ``eval/README.md``.
+hit, status, disclaimer, latency, whether the reply leads with the answer and how much of it is padding. Per
+group of cases (a set, a tag, the whole run): the shares and means documented in ``eval/README.md``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.contract import Answer
+from bot.evaluate.answer_shape import CITED_STATEMENT, first_sentence, leads_with, padding
 from bot.evaluate.loader import Case
 
 CITATION_MARKER = re.compile(r"\[(\d+)\]")
+#: The expectations whose missing key facts fail the case (an escalation's are judged per set by the gate).
+KEY_FACTS_FAIL = ("answer", "chat")
 #: Cut-offs of the retrieval metrics: hit@1, hit@3 and MRR@5.
 HIT_DEPTHS = (1, 3)
 MRR_DEPTH = 5
@@ -96,7 +99,7 @@ def citation_problems(answer: Answer) -> list[str]:
     return problems
 
 
-_MARKED = re.compile(r"(?P<text>[^\[\n]+?)(?P<markers>(?:\s*\[\d+\])+)")
+_MARKED = CITED_STATEMENT
 _DIGITS = re.compile(r"\d+(?:[.,]\d+)?")
 #: Share of a cited sentence's content words its passage must contain to count as grounded.
 GROUNDED_OVERLAP = 0.5
@@ -151,6 +154,10 @@ class CaseMetrics:
     latency_ms: float = 0.0
     first_text_ms: float | None = None
     groundedness: float | None = None
+    lead: bool | None = None
+    first_sentence: str | None = None
+    padding: float | None = None
+    padded_points: list[str] = field(default_factory=list)
     composer: str | None = None
     removed_sentences: int = 0
     fell_back: bool = False
@@ -169,9 +176,11 @@ class CaseMetrics:
         reasons += [f"invalid citation: {problem}" for problem in self.citation_problems]
         if self.forbidden_found:
             reasons.append(f"forbidden text in the reply: {', '.join(map(repr, self.forbidden_found))}")
-        if case.expect == "answer" and self.missing_key_facts:
+        if case.expect in KEY_FACTS_FAIL and self.missing_key_facts:
             missing = "; ".join(" | ".join(group) for group in self.missing_key_facts)
             reasons.append(f"key facts missing: {missing}")
+        if self.lead is False:
+            reasons.append(f"the first sentence does not lead with the answer: {(self.first_sentence or '')[:160]!r}")
         return reasons
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +204,7 @@ def measure_case(
     body = answer_body(answer.answer, disclaimer)
     rank = gold_rank(case.gold_spans, [p.text for p in answer.passages]) if case.gold_spans else None
     has_gold = bool(case.gold_spans)
+    padded = padding(case.relevant, body)
     return CaseMetrics(
         status=answer.status.value,
         status_ok=answer.status == case.expected_status,
@@ -212,6 +222,10 @@ def measure_case(
         latency_ms=round(latency_ms, 3),
         first_text_ms=round(first_text_ms, 3) if first_text_ms is not None else None,
         groundedness=groundedness(answer, body),
+        lead=leads_with(case.lead, body),
+        first_sentence=first_sentence(body) if case.lead else None,
+        padding=padded.share if padded else None,
+        padded_points=list(padded.padded) if padded else [],
         composer=answer.composer,
         removed_sentences=answer.removed_sentences,
         fell_back=answer.fallback is not None,
@@ -233,6 +247,7 @@ def crashed_case(case: Case, error: BaseException, *, latency_ms: float) -> Case
         citation_hit=False if has_gold else None,
         key_coverage=0.0 if case.must_include else None,
         missing_key_facts=[list(group) for group in case.must_include],
+        lead=False if case.lead else None,
         latency_ms=round(latency_ms, 3),
         crashed=True,
         error=f"{error.__class__.__name__}: {error}",
@@ -257,6 +272,11 @@ RATE_METRICS: dict[str, str] = {
     "refusal_rate": "cases expecting refuse",
     "not_found_rate": "cases expecting not_found",
     "invalid_rate": "cases expecting invalid",
+    "chat_rate": "cases expecting chat",
+    "lead": "cases with lead (share whose first sentence holds a lead span)",
+    "padding": "cases with relevant whose reply makes points (mean share of points holding no relevant span; "
+    "lower is better, so the gate takes no_padding)",
+    "no_padding": "cases with relevant whose reply makes points (1 - padding)",
     "disclaimer": "all cases",
     "crash_free": "all cases",
     "groundedness": "cases whose reply cites passages (mean share of cited statements supported)",
@@ -268,7 +288,10 @@ _STATUS_RATES = {
     "refuse": "refusal_rate",
     "not_found": "not_found_rate",
     "invalid": "invalid_rate",
+    "chat": "chat_rate",
 }
+#: Metrics where lower is better: the gate's minimums do not apply to them (it takes ``no_padding``).
+LOWER_IS_BETTER = frozenset({"padding"})
 
 
 @dataclass
@@ -326,6 +349,11 @@ def summarize(scored: Sequence[tuple[Case, CaseMetrics]]) -> GroupSummary:
         samples["crash_free"].append(float(not m.crashed))
         if m.groundedness is not None:
             samples["groundedness"].append(m.groundedness)
+        if m.lead is not None:
+            samples["lead"].append(float(m.lead))
+        if m.padding is not None:
+            samples["padding"].append(m.padding)
+            samples["no_padding"].append(1 - m.padding)
         if m.composer not in (None, "extractive"):
             samples["fallback_rate"].append(float(m.fell_back))
     latencies = [m.latency_ms for _, m in scored if not m.crashed]

@@ -26,6 +26,8 @@ TABLE_COLUMNS = (
     ("hit@3", "hit@3"),
     ("mrr@5", "mrr@5"),
     ("keys", "key_coverage"),
+    ("lead", "lead"),
+    ("padding", "padding"),
     ("cite ok", "citation_validity"),
     ("cite hit", "citation_hit"),
     ("status", "status_accuracy"),

@@ -44,6 +44,25 @@ def test_a_case_is_appended_and_the_file_is_kept_as_written(set_copy: Path) -> N
     assert reloaded == case
 
 
+def test_lead_and_relevant_spans_are_written_and_checked(tmp_path: Path) -> None:
+    path = Path(shutil.copy(SETS_DIR / "core.yaml", tmp_path / "core.yaml"))
+    fields = {
+        "question": "how often?",
+        "expect": "answer",
+        "gold_spans": ["2-3 times per week is generally ideal"],
+        "lead": ["2-3 times per week"],
+        "relevant": ["2-3 times per week", "at least 48 hours of rest"],
+    }
+    case = append_case(path, fields, corpus_dir=CORPUS)
+    text = path.read_text(encoding="utf-8")
+    assert '    lead:\n      - "2-3 times per week"\n    relevant:\n      - "2-3 times per week"\n' in text
+    assert load_question_set(path, corpus_dir=CORPUS).cases[-1] == case
+    before = path.read_bytes()
+    with pytest.raises(QuestionSetError, match="field 'lead'"):
+        append_case(path, {**fields, "id": "paraphrased", "lead": ["two or three times a week"]}, corpus_dir=CORPUS)
+    assert path.read_bytes() == before
+
+
 def test_an_invalid_case_leaves_the_file_untouched(tmp_path: Path) -> None:
     path = Path(shutil.copy(SETS_DIR / "core.yaml", tmp_path / "core.yaml"))
     before = path.read_bytes()

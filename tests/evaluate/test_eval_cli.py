@@ -88,3 +88,15 @@ def test_eval_add_refuses_a_gold_span_that_is_not_in_the_corpus(tmp_path: Path) 
     result = run(["add", "--set", str(path), "--question", "is it fine?", "--gold-span", "made-up text"])
     assert result.returncode == 2 and "field 'gold_spans'" in result.stderr
     assert path.read_bytes() == before
+
+
+def test_eval_add_takes_lead_and_relevant_spans(tmp_path: Path) -> None:
+    path = Path(shutil.copy(SETS_DIR / "core.yaml", tmp_path / "core.yaml"))
+    result = run(["add", "--set", str(path), "--question", "how often should i leg press", "--id", "how-often",
+                  "--lead", "2-3 times per week", "--relevant", "2-3 times per week",
+                  "--relevant", "at least 48 hours of rest"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    after = path.read_text(encoding="utf-8")
+    assert '    lead:\n      - "2-3 times per week"\n' in after and '      - "at least 48 hours of rest"\n' in after
+    bad = run(["add", "--set", str(path), "--question", "how often?", "--lead", "twice a week, roughly"])
+    assert bad.returncode == 2 and "field 'lead'" in bad.stderr

@@ -40,7 +40,7 @@ def test_results_hold_one_record_per_case_with_the_full_reply(reports: Path, eva
 
 def test_the_summary_has_sets_tags_and_the_gate(reports: Path) -> None:
     summary = json.loads((reports / "summary.json").read_text(encoding="utf-8"))
-    assert set(summary["sets"]) == {"core", "safety", "adversarial", "conversations", "holdout", "all"}
+    assert set(summary["sets"]) == {"core", "safety", "adversarial", "conversations", "holdout", "members", "all"}
     assert "red-flag" in summary["tags"] and summary["gate"]["passed"] is True
     assert summary["sets"]["core"]["metrics"]["hit@3"] >= 0.95
 
