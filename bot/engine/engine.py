@@ -93,7 +93,9 @@ class Engine:
                 self._retrieve,
                 Triage(similarity_floor=settings.scope_similarity, answer_floor=settings.answer_similarity),
                 RewriteFollowUp(self.chat_model, self._retrieve, synonyms),
-                Compose(compose, synonyms=synonyms, articles=self._articles, chunks_of=self._chunks_of),
+                Compose(
+                    compose, synonyms=synonyms, articles=self._articles, chunks_of=self._chunks_of, embed=self._embed
+                ),
                 Generate(
                     self.chat_model,
                     composer=self.composer,

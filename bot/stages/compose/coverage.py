@@ -11,6 +11,8 @@ import re
 import string
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import analyze, content_words
 from bot.stages.compose.select import GENERIC_WORDS
@@ -99,3 +101,15 @@ def unknown_words(question: str, known: Callable[[str], bool], covered: Callable
         if not _known_or_typo(word, known):
             unknown.append(word)
     return unknown
+
+
+def salience(question: str, word: str, embed: Callable[[str], np.ndarray]) -> float:
+    """How much ``word`` carries of the question's meaning: 1 - cos(question, question without it).
+
+    An ordinary word ("actually", "supposed") barely moves the question's vector (below 0.05 on the eval
+    questions); what a question is about ("pregnant", "calories", "shoes") moves it by 0.1 or more.
+    """
+    without = re.sub(rf"\b{re.escape(word)}\b", " ", question, flags=re.IGNORECASE)
+    whole, rest = embed(question), embed(without)
+    norms = float(np.linalg.norm(whole) * np.linalg.norm(rest)) or 1.0
+    return 1.0 - float(whole @ rest) / norms

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 
+import numpy as np
+
 from bot import policy
 from bot.cache import CountingLRU
 from bot.content.documents import Chunk
@@ -13,7 +15,7 @@ from bot.contract import Status
 from bot.language.conversation import Intent
 from bot.language.questions import Asked, Kind, asked_for
 from bot.language.words import content_words
-from bot.stages.compose.coverage import compared_terms, makes_comparison, unknown_words
+from bot.stages.compose.coverage import compared_terms, makes_comparison, salience, unknown_words
 from bot.stages.compose.outline import outline
 from bot.stages.compose.replies import ArticleInfo, chat_reply, fixed_reply
 from bot.stages.compose.select import GENERIC_WORDS, ComposeSettings, Evidence, Question, Selection, lemmas, select
@@ -23,6 +25,8 @@ from bot.stages.triage import without_negated_symptoms
 
 #: Kinds of question whose words say what must be covered: an unknown word there is what the articles lack.
 _SILENT_KINDS = frozenset({Kind.stance, Kind.other, Kind.definition, Kind.number, Kind.instruction, Kind.place})
+#: How much of the question's meaning a word the articles never use must carry to be what it is about.
+_SALIENT = 0.1
 #: A longer question may carry incidental words of the member's own ("at my crossfit box"): not judged by them.
 _MAX_WORDS_FOR_SILENCE = 14
 
@@ -39,9 +43,11 @@ class Compose:
         synonyms: Synonyms,
         articles: Callable[[], list[ArticleInfo]],
         chunks_of: Callable[[AnswerState, str], list[Chunk]],
+        embed: Callable[[str], np.ndarray],
         word_cache_size: int = 8192,
     ) -> None:
         self.settings = settings
+        self.embed = embed
         self.synonyms = synonyms
         self.articles = articles
         self.chunks_of = chunks_of
@@ -128,7 +134,8 @@ class Compose:
             return "uncovered:comparison"
         if question.asked.kind in _SILENT_KINDS and len(question.text.split()) <= _MAX_WORDS_FOR_SILENCE:
             lexical = state.snapshot.index.lexical
-            if unknown_words(question.text, lambda stem: bool(lexical.idf([stem])), self._covered):
+            unknown = unknown_words(question.text, lambda stem: bool(lexical.idf([stem])), self._covered)
+            if any(salience(question.text, word, self.embed) >= _SALIENT for word in unknown):
                 return "uncovered:silent"
         return ""
 
