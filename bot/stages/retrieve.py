@@ -43,7 +43,7 @@ class Retrieve:
         snapshot, text = state.snapshot, state.query.search_text
         passages, state.sentence_vectors = snapshot.searches.get_or_compute(text, partial(self.search, snapshot, text))
         state.passages = list(passages)
-        state.query_vector = self.query_vector(state.query)
+        state.query_vector, state.own_vector = self.query_vectors(state.query)
         return state
 
     def search(self, snapshot: Snapshot, text: str) -> Search:
@@ -74,12 +74,15 @@ class Retrieve:
         wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
         return self.sentence_vectors.get_or_fetch_many(wanted, read)
 
-    def query_vector(self, query: Query) -> np.ndarray:
-        """The question's vector; a follow-up leans on its own words more than on the turn it continues."""
+    def query_vectors(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
+        """The question's vector, and its own words' vector (the same unless it follows up on another turn).
+
+        A follow-up's vector leans on its own words more than on the turn it continues.
+        """
         vector = np.asarray(self.embeddings.embed_query(query.search_text), dtype=np.float32)
-        if query.is_follow_up:
-            vector = vector + np.asarray(
-                self.embeddings.embed_query(self.synonyms.expand(query.asked)), dtype=np.float32
-            )
-            vector /= np.linalg.norm(vector) or 1.0
-        return vector
+        if not query.is_follow_up:
+            return vector, vector
+        own = np.asarray(self.embeddings.embed_query(self.synonyms.expand(query.asked)), dtype=np.float32)
+        combined = vector + own
+        combined /= np.linalg.norm(combined) or 1.0
+        return combined, own

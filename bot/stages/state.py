@@ -131,6 +131,8 @@ class AnswerState:
     query: Query | None = None
     passages: list[RankedPassage] = field(default_factory=list)
     query_vector: np.ndarray | None = None
+    #: The member's own words of this turn, embedded (a follow-up's "and the toes?"; else the query vector).
+    own_vector: np.ndarray | None = None
     sentence_vectors: Mapping[SentenceKey, np.ndarray] = field(default_factory=dict)
     #: The extractive claims that answer the question (a chat model writes from these).
     facts: tuple[Claim, ...] = ()

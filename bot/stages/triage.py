@@ -132,8 +132,8 @@ NOT_COVERED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "products",
-            r"\b(brands?|buy|buying|purchase|purchasing|prices?|how much (is|are|do|does)\b.*\bcost|costs?|amazon|"
-            r"where (can|do|should) i (get|buy|find) (a|an|some|the|good)|which (one|model|pair|kind|type) should i (get|buy)|"
+            r"\b(brands?|prices?|how much (is|are|do|does)\b.*\bcost|costs?|amazon|best (ones?|products?|model|pair) to (buy|get)|"
+            r"where (can|do|should) i (get|buy|find) (a|an|some|the|good)|which (one|model|pair|kind|type|make) (should i|to) (get|buy)|"
             r"recommend (a|any|some) (products?|brands?|sleeves?|braces?|shoes?)|nike|adidas|rehband|under armour)\b",
         ),
         (

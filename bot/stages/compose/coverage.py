@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from bot.language.discourse import answers_kind
+from bot.language.questions import Kind
 from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import analyze, content_words
 from bot.stages.compose.select import GENERIC_WORDS
@@ -53,11 +55,17 @@ def compared_terms(question: str) -> tuple[set[str], set[str]] | None:
 
 
 def makes_comparison(terms: tuple[set[str], set[str]], texts: Iterable[str]) -> bool:
-    """Whether one of ``texts`` weighs both things against each other."""
-    a, b = terms
+    """Whether one of ``texts`` weighs the things compared.
+
+    It must name one of them and say how it compares or what it does ("a wide stance … can lead to outside of the
+    knee pain", "… rather than the toes"). The subject every question has ("the leg press" in "leg press or
+    squat?") does not count: then the other thing must be weighed.
+    """
+    specific = [side - GENERIC_WORDS for side in terms if side - GENERIC_WORDS]
     for text in texts:
         words = content_words(text)
-        if words & a and words & b and _COMPARING.search(text):
+        named = any(words & side for side in specific) if specific else True
+        if named and (_COMPARING.search(text) or answers_kind(text, Kind.stance)):
             return True
     return False
 

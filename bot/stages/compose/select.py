@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -55,14 +56,6 @@ class ComposeSettings:
     relative_relevance: float = 0.7
     #: Weight of the shared (IDF-weighted) words against the embedding similarity.
     lexical_weight: float = 0.3
-    #: The lead: a sentence with the cue of the kind of answer asked for ("because" for "why").
-    kind_weight: float = 0.06
-    #: The lead: a sentence stating the number asked for; its absence counts as much against.
-    unit_weight: float = 0.3
-    #: The lead: the question's words in the headings a sentence sits under.
-    heading_weight: float = 0.08
-    #: The lead: a sentence that says little beyond the question's own words.
-    restatement_weight: float = 0.12
     #: A point must say at least this much (IDF-weighted share of its words) that is not said already.
     point_novelty: float = 0.35
 
@@ -86,6 +79,8 @@ class Question:
     words: set[str]
     #: What the question is about: its substantive searched words beyond those every question here uses.
     focus: set[str] = field(default_factory=set)
+    #: The same for the member's own words in this turn ("the toes" in "and the toes?").
+    own_focus: set[str] = field(default_factory=set)
     #: The member's own words in this turn: what a restating sentence repeats.
     own: set[str] = field(default_factory=set)
     asked: Asked = field(default_factory=lambda: Asked(Kind.other))
@@ -109,6 +104,11 @@ class Candidate:
     #: Headings and list labels it sits under, as words.
     context_words: frozenset[str]
     text: str
+    #: Closeness in meaning to the question in context, and to the member's own words in this turn.
+    similarity: float = 0.0
+    own_similarity: float = 0.0
+    #: Its first sentence opens its passage (or the list label it sits under).
+    opens: bool = False
 
     @property
     def start(self) -> int:
@@ -154,7 +154,11 @@ def _label_before(chunk: Chunk, position: int) -> str:
 
 
 def candidate_units(
-    question: Question, evidence: Evidence, settings: ComposeSettings, query_vector: np.ndarray
+    question: Question,
+    evidence: Evidence,
+    settings: ComposeSettings,
+    query_vector: np.ndarray,
+    own_vector: np.ndarray | None = None,
 ) -> list[Candidate]:
     """Every quotable sentence (or anaphoric pair) of the best passages, with its relevance to the question."""
     units = []
@@ -174,14 +178,29 @@ def candidate_units(
                 span = (previous, sentence)
                 words |= evidence.words.get((chunk.chunk_id, position - 1), set())
             overlap = weighted_share(question.words, words, evidence.idf)
-            relevance = (
-                float(evidence.vectors[key] @ query_vector) + settings.lexical_weight * overlap + 0.05 / (rank + 1)
-            )
+            similarity = float(evidence.vectors[key] @ query_vector)
+            relevance = similarity + settings.lexical_weight * overlap + 0.05 / (rank + 1)
             if len(text) < 30 and len(span) == 1:
                 relevance -= 0.1  # a fragment reads badly on its own
-            label = lemma_words(_label_before(chunk, position))
+            label_text = _label_before(chunk, position)
             whole = " ".join(chunk.sentence_text(s) for s in span)
-            units.append(Candidate(rank, chunk, span, relevance, frozenset(words), frozenset(headings | label), whole))
+            own = float(evidence.vectors[key] @ own_vector) if own_vector is not None else similarity
+            first = next((i for i, s in enumerate(chunk.sentences) if s.quotable), None)
+            opens = span[0] is chunk.sentences[first] if first is not None else False
+            units.append(
+                Candidate(
+                    rank,
+                    chunk,
+                    span,
+                    relevance,
+                    frozenset(words),
+                    frozenset(headings | lemma_words(label_text)),
+                    whole,
+                    similarity,
+                    own,
+                    opens or bool(label_text and _label_before(chunk, position - 1) != label_text),
+                )
+            )
     return units
 
 
@@ -194,25 +213,6 @@ def answers_number(unit: Candidate, question: Question) -> bool:
         thing = counted_thing(question.text)
         return states_count(unit.text, thing) if thing else states_unit(unit.text, Unit.repetitions)
     return states_unit(unit.text, unit_asked)
-
-
-def lead_score(unit: Candidate, question: Question, idf: Mapping[str, float], settings: ComposeSettings) -> float:
-    """How well the unit answers the question as the reply's first sentence."""
-    score = unit.relevance
-    kind = question.asked.kind
-    if answers_kind(unit.text, kind):
-        score += settings.kind_weight
-    if question.asked.unit is not None:
-        score += (
-            settings.unit_weight if answers_number(unit, question) else -settings.unit_weight * question.asked.strict
-        )
-    if question.focus:
-        score += settings.heading_weight * weighted_share(
-            question.focus, unit.context_words, idf or _ones(question.focus)
-        )
-    fresh = novelty(unit.words, question.own, idf)
-    score -= settings.restatement_weight * max(0.0, 0.6 - fresh) / 0.6
-    return score
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,22 @@ def _said(unit: Candidate, question: Question) -> bool:
     return bool(question.already_said) and unit.text.split("\n")[0].strip() in question.already_said
 
 
+class Ranker(Protocol):
+    """What chooses the lead (``bot.stages.compose.ranking.LeadRanker``)."""
+
+    def score(self, unit: Candidate, question: Question, idf: Mapping[str, float]) -> float:
+        """How well ``unit`` answers ``question`` as the reply's first sentence."""
+        ...
+
+
+class ByRelevance:
+    """The plain ranker: the most relevant sentence leads (no cue of what kind of answer is asked for)."""
+
+    def score(self, unit: Candidate, question: Question, idf: Mapping[str, float]) -> float:
+        """The unit's relevance."""
+        return unit.relevance
+
+
 def select(
     query_vector: np.ndarray,
     question: Question,
@@ -261,17 +277,22 @@ def select(
     settings: ComposeSettings,
     *,
     limit: int | None = None,
+    ranker: Ranker | None = None,
+    own_vector: np.ndarray | None = None,
 ) -> Selection:
     """The lead (the sentence that answers) and the points that add an answer-relevant fact to it.
 
     Points come in reading order after the lead; there are at most ``settings.points`` (or ``limit`` claims in
     all), and there may be none: a reply may be a single sentence.
     """
-    units = [u for u in candidate_units(question, evidence, settings, query_vector) if not _said(u, question)]
+    ranker = ranker or ByRelevance()
+    units = [
+        u for u in candidate_units(question, evidence, settings, query_vector, own_vector) if not _said(u, question)
+    ]
     saying = [u for u in units if not is_framing(u.text)] or units
     if not saying:
         return Selection()
-    ranked = sorted(saying, key=lambda u: -lead_score(u, question, evidence.idf, settings))
+    ranked = sorted(saying, key=lambda u: -ranker.score(u, question, evidence.idf))
     lead = ranked[0]
     if question.asked.strict and not answers_number(lead, question):
         return Selection(unanswered="uncovered:number")  # a nearby number would read as the answer: none

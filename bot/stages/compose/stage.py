@@ -17,8 +17,18 @@ from bot.language.questions import Asked, Kind, asked_for
 from bot.language.words import content_words
 from bot.stages.compose.coverage import compared_terms, makes_comparison, salience, unknown_words
 from bot.stages.compose.outline import outline
+from bot.stages.compose.ranking import default_ranker
 from bot.stages.compose.replies import ArticleInfo, chat_reply, fixed_reply
-from bot.stages.compose.select import GENERIC_WORDS, ComposeSettings, Evidence, Question, Selection, lemmas, select
+from bot.stages.compose.select import (
+    GENERIC_WORDS,
+    ComposeSettings,
+    Evidence,
+    Question,
+    Ranker,
+    Selection,
+    lemmas,
+    select,
+)
 from bot.stages.query import substantive_words
 from bot.stages.state import AnswerState, Draft, Query, RankedPassage, SentenceKey
 from bot.stages.triage import without_negated_symptoms
@@ -44,9 +54,12 @@ class Compose:
         articles: Callable[[], list[ArticleInfo]],
         chunks_of: Callable[[AnswerState, str], list[Chunk]],
         embed: Callable[[str], np.ndarray],
+        ranker: Ranker | None = None,
         word_cache_size: int = 8192,
     ) -> None:
+        """``ranker``: what chooses the lead (default: the shipped ``LeadRanker``)."""
         self.settings = settings
+        self.ranker = ranker or default_ranker()
         self.embed = embed
         self.synonyms = synonyms
         self.articles = articles
@@ -107,6 +120,7 @@ class Compose:
         return Question(
             words=content_words(query.search_text),
             focus=lemmas(substantive_words(query.search_text)) - GENERIC_WORDS,
+            own_focus=lemmas(substantive_words(self.synonyms.expand(asked))) - GENERIC_WORDS,
             own=substantive_words(asked),
             asked=kind,
             text=asked,
@@ -123,7 +137,15 @@ class Compose:
         words = self._words(passages)
         vocabulary = question.words | {w for sentence in words.values() for w in sentence}
         evidence = Evidence(passages, state.sentence_vectors, words, state.snapshot.index.lexical.idf(vocabulary))
-        return select(state.query_vector, question, evidence, self.settings, limit=limit)
+        return select(
+            state.query_vector,
+            question,
+            evidence,
+            self.settings,
+            limit=limit,
+            ranker=self.ranker,
+            own_vector=state.own_vector,
+        )
 
     def _uncovered(self, state: AnswerState, question: Question, selection: Selection) -> str:
         """Why the best sentences don't answer the question, if they don't: ``comparison`` or ``silent``."""

@@ -1,0 +1,107 @@
+"""Which sentence leads: a linear ranker over readable features, trained on the project's own question sets.
+
+The features say how close a sentence is to the question (in meaning, in words, in the member's own words of
+this turn), whether it has the cue of the kind of answer asked for or states the number asked for, the
+headings it sits under, how much it says beyond the question, and whether it is framing. The weights live in
+``lead_ranker.json`` beside this module; ``python -m bench.train_lead_ranker`` retrains them (leave-one-set-out
+cross-validation, figures printed) and rewrites the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+import numpy as np
+
+from bot.language.discourse import answers_kind, is_framing
+from bot.stages.compose.select import Candidate, Question, answers_number, novelty, weighted_share
+
+#: The features, in the order of the weights file.
+FEATURES = (
+    "similarity",
+    "own_similarity",
+    "overlap",
+    "own_overlap",
+    "rank",
+    "kind",
+    "number",
+    "number_missing",
+    "heading",
+    "novelty",
+    "framing",
+    "list",
+    "pair",
+    "length",
+    "opens",
+)
+WEIGHTS_FILE = "lead_ranker.json"
+
+
+def features(unit: Candidate, question: Question, idf: Mapping[str, float]) -> np.ndarray:
+    """The unit's features as the lead of an answer to ``question`` (see ``FEATURES``)."""
+    weights = idf or dict.fromkeys(question.focus | question.own_focus, 1.0)
+    asks_number = question.asked.unit is not None
+    states = asks_number and answers_number(unit, question)
+    return np.array(
+        [
+            unit.similarity,
+            unit.own_similarity,
+            weighted_share(question.words, set(unit.words), weights),
+            weighted_share(question.own_focus, set(unit.words) | set(unit.context_words), weights)
+            if question.own_focus
+            else 0.0,
+            1.0 / (unit.passage_rank + 1),
+            float(answers_kind(unit.text, question.asked.kind)),
+            float(states),
+            float(question.asked.strict and not states),
+            weighted_share(question.focus, set(unit.context_words), weights) if question.focus else 0.0,
+            novelty(unit.words, question.own, idf),
+            float(is_framing(unit.text)),
+            float(unit.sentences[-1].is_list),
+            float(len(unit.sentences) > 1),
+            math.log(max(len(unit.text), 1)),
+            float(unit.opens),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class LeadRanker:
+    """A linear score over standardised features: higher leads."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+
+    def score(self, unit: Candidate, question: Question, idf: Mapping[str, float]) -> float:
+        """How well ``unit`` answers ``question`` as the reply's first sentence."""
+        return float(((features(unit, question, idf) - self.mean) / self.scale) @ self.weights)
+
+    def to_json(self, **about: object) -> str:
+        """The weights file's text (``about``: how they were trained, kept alongside)."""
+        entry = {
+            name: {"mean": m, "scale": s, "weight": w}
+            for name, m, s, w in zip(
+                FEATURES, self.mean.tolist(), self.scale.tolist(), self.weights.tolist(), strict=True
+            )
+        }
+        return json.dumps({"about": about, "features": entry}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> LeadRanker:
+        """A ranker from a weights file's text (every feature must be in it)."""
+        entry = json.loads(text)["features"]
+        rows = [(entry[name]["mean"], entry[name]["scale"], entry[name]["weight"]) for name in FEATURES]
+        mean, scale, weights = (np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
+        return cls(mean, scale, weights)
+
+
+@cache
+def default_ranker() -> LeadRanker:
+    """The shipped ranker (``lead_ranker.json``), read once."""
+    return LeadRanker.from_json(files("bot.stages.compose").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8"))
