@@ -95,7 +95,9 @@ def evaluate(
 
 def run_lines(composer_run: ComposerRun, *, several: bool) -> list[str]:
     """What the console shows of one composer's run: the table, failures, comparison, gate, report folder."""
-    from bot.evaluate.reports import comparison_lines, gate_lines, summary_rows, text_table
+    from bot.evaluate.answer_diff import CONSOLE_DIFFS
+    from bot.evaluate.compare import comparison_lines
+    from bot.evaluate.reports import gate_lines, summary_rows, text_table
 
     run = composer_run.run
     lines = [f"\n== composer: {composer_run.spec}"] if several else []
@@ -105,7 +107,9 @@ def run_lines(composer_run: ComposerRun, *, several: bool) -> list[str]:
     if len(run.failed) > FAILURES_SHOWN:
         lines.append(f"  … and {len(run.failed) - FAILURES_SHOWN} more (see report.md)")
     if composer_run.comparison is not None:
-        lines.append("\n" + "\n".join(comparison_lines(composer_run.comparison)))
+        comparison = composer_run.comparison
+        lines.append("\n" + "\n".join(comparison_lines(comparison)))
+        lines += comparison.answers.lines(str(comparison.old_dir), limit=CONSOLE_DIFFS)
     lines.append("\n" + "\n".join(gate_lines(composer_run.gate)))
     lines.append(f"Reports: {composer_run.out_dir}/ (report.html, report.md, summary.json, results.jsonl, junit.xml)")
     return lines

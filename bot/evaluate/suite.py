@@ -12,16 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bot.evaluate.gate import (
-    THRESHOLDS_FILE,
-    Comparison,
-    GateResult,
-    Threshold,
-    ThresholdsError,
-    check_gate,
-    compare_runs,
-    load_thresholds,
-)
+from bot.evaluate.compare import Comparison, EarlierRun, EarlierRunError, compare_runs, read_earlier_run
+from bot.evaluate.gate import THRESHOLDS_FILE, GateResult, Threshold, ThresholdsError, check_gate, load_thresholds
 from bot.evaluate.loader import QuestionSet, QuestionSetError, default_set_paths, load_question_sets, resolve_set_path
 from bot.evaluate.metrics import GroupSummary
 from bot.evaluate.reports import default_out_dir, run_info, write_reports
@@ -57,7 +49,7 @@ class SuitePlan:
     tags: tuple[str, ...]
     composers: tuple[str, ...]
     out: Path | None = None
-    compare: Path | None = None
+    earlier: EarlierRun | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +97,7 @@ def plan_suite(
     composers: Sequence[str] = (),
     out: Path | None = None,
 ) -> SuitePlan:
-    """Load and check the sets, the minimums, the tags and the earlier run's folder.
+    """Load and check the sets, the minimums and the tags, and read the earlier run to compare with.
 
     Args:
         settings: Where the corpus is (gold spans are checked against it), the default composer, run info.
@@ -117,7 +109,7 @@ def plan_suite(
         out: The report folder; ``eval/reports/<UTC time>/`` by default.
 
     Raises:
-        SuiteError: A set, the thresholds, a tag or the earlier folder can't be used.
+        SuiteError: A set, the thresholds, a tag or the earlier run's folder can't be used.
     """
     try:
         paths = [resolve_set_path(p) for p in set_paths] if set_paths else default_set_paths()
@@ -125,8 +117,14 @@ def plan_suite(
         minimums = load_thresholds(thresholds or THRESHOLDS_FILE)
     except (QuestionSetError, ThresholdsError) as error:
         raise SuiteError(str(error)) from error
-    if compare is not None and not (compare / "summary.json").is_file():
-        raise SuiteError(f"--compare {compare}: no summary.json there (give the folder of an earlier run)")
+    earlier = None
+    if compare is not None:
+        if not (compare / "summary.json").is_file():
+            raise SuiteError(f"--compare {compare}: no summary.json there (give the folder of an earlier run)")
+        try:
+            earlier = read_earlier_run(compare)
+        except EarlierRunError as error:
+            raise SuiteError(str(error)) from error
     tags = tuple(tags)
     if not select_cases(question_sets, tags):
         raise SuiteError(f"No case carries any of the tags {', '.join(tags)}.")
@@ -137,7 +135,7 @@ def plan_suite(
         tags=tags,
         composers=tuple(composers) or (settings.composer,),
         out=out,
-        compare=compare,
+        earlier=earlier,
     )
 
 
@@ -159,9 +157,6 @@ def run_suite(
         progress: Show a progress bar on standard error.
         warn: Told when a composer can't be used (the run goes on extractively).
         on_run: Given each composer's run as soon as its reports are written.
-
-    Raises:
-        SuiteError: The earlier run's folder can't be read.
     """
     runs: list[ComposerRun] = []
     for spec in plan.composers:
@@ -173,11 +168,8 @@ def run_suite(
         summaries = run.set_summaries()
         gate = check_gate(summaries, list(plan.thresholds))
         comparison = None
-        if plan.compare is not None:
-            try:
-                comparison = compare_runs(plan.compare, summaries, {r.name: r.passed for r in run.results})
-            except ThresholdsError as error:
-                raise SuiteError(str(error)) from error
+        if plan.earlier is not None:
+            comparison = compare_runs(plan.earlier, summaries, [r.to_record() for r in run.results])
         base = plan.out or default_out_dir(runs[0].run.started_at if runs else run.started_at)
         out_dir = base if len(plan.composers) == 1 else base / spec.replace(":", "-").replace("/", "-")
         write_reports(run, gate, out_dir, comparison)

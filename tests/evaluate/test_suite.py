@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.cli.eval import run_lines
 from bot.contract import Answer, Status
 from bot.evaluate.reports import REPORT_FILES
 from bot.evaluate.suite import ComposerRun, SuiteError, SuitePlan, plan_suite, run_suite
@@ -34,21 +35,23 @@ class FakeEngine:
     """Answers every question with one reply; ``with_composer`` gives a twin, or falls back like ``Engine`` does."""
 
     def __init__(self, composer: str = "extractive", *, reply: str = "Feet shoulder-width apart.",
-                 problem: str | None = None, disclaimer: bool = True) -> None:  # fmt: skip
+                 replies: Mapping[str, str] | None = None, problem: str | None = None,
+                 disclaimer: bool = True) -> None:  # fmt: skip
         self.composer, self.composer_problem = composer, problem
-        self.reply, self.disclaimer = reply, disclaimer
-        self.asked: list[str] = []
+        self.reply, self.replies, self.disclaimer = reply, dict(replies or {}), disclaimer
 
     def ask(self, question: str, history: Iterable[Any] | None = None) -> Answer:
-        self.asked.append(question)
-        text = f"{self.reply}\n\n{DISCLAIMER}" if self.disclaimer else self.reply
+        reply = self.replies.get(question, self.reply)
+        text = f"{reply}\n\n{DISCLAIMER}" if self.disclaimer else reply
         return Answer(question=question, status=Status.answered, answer=text, disclaimer=DISCLAIMER,
                       composer=self.composer)  # fmt: skip
 
     def with_composer(self, spec: str) -> FakeEngine:
+        if spec == self.composer:
+            return self
         if spec == "unknown:model":
             return FakeEngine(problem="unknown:model is not a chat model LangChain knows")
-        return FakeEngine(spec, reply=self.reply, disclaimer=spec != "forgetful")
+        return FakeEngine(spec, reply=self.reply, replies=self.replies, disclaimer=spec != "forgetful")
 
 
 @pytest.fixture
@@ -117,3 +120,42 @@ def test_each_composer_runs_every_case_into_its_own_folder_and_is_gated_on_its_o
     summary = json.loads((tmp_path / "out" / "unknown-model" / "summary.json").read_text(encoding="utf-8"))
     assert summary["info"]["composer"] == "extractive"
     assert result.side_by_side and list(result.by_composer) == composers
+
+
+def test_compare_shows_the_answer_counts_and_diffs_on_the_console_and_every_diff_in_the_reports(
+    settings: Settings, thresholds: Path, tmp_path: Path
+) -> None:
+    five = tmp_path / "five.yaml"
+    questions = [f"Question number {i}?" for i in range(5)]
+    cases = "".join(f"  - id: q{i}\n    question: {q}\n    expect: answer\n" for i, q in enumerate(questions))
+    five.write_text(f"name: five\ndescription: d\ncases:\n{cases}", encoding="utf-8")
+    run_suite(FakeEngine(), plan_suite(settings, set_paths=[str(five)], thresholds=thresholds, out=tmp_path / "a"))
+    # Four replies change; one holds markup and a Markdown fence, which the reports must keep inert.
+    replies = {q: f"Keep your feet flat ({i})." for i, q in enumerate(questions[1:], start=1)}
+    replies[questions[4]] = "Never ```lock``` <b>out</b>."
+    (run,) = run_suite(FakeEngine(replies=replies), plan_suite(settings, set_paths=[str(five)], thresholds=thresholds,
+                       out=tmp_path / "b", compare=tmp_path / "a")).runs  # fmt: skip
+
+    console = run_lines(run, several=False)
+    assert "  answers: 1 identical, 4 changed, 0 only here, 0 only there" in "\n".join(console)
+    assert [line for line in console if line.endswith(": text changed")] == [
+        "  five/q1: text changed", "  five/q2: text changed", "  five/q3: text changed"]  # fmt: skip
+    assert "    -  Feet shoulder-width apart." in console and "    +  Keep your feet flat (1)." in console
+    assert "  … and 1 more changed answer (report.md and report.html show every diff)" in console
+
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["comparison"]["answers"] == {
+        "identical": 1, "changed": 4, "only_here": 0, "only_there": 0,
+        "changed_ids": ["five/q1", "five/q2", "five/q3", "five/q4"], "only_here_ids": [], "only_there_ids": [],
+    }  # fmt: skip
+
+    markdown = (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
+    assert "answers: 1 identical, 4 changed, 0 only here, 0 only there" in markdown
+    assert "### Changed answers (4)" in markdown and markdown.count("diff\n--- five/q") == 4
+    assert f"````diff\n--- five/q4 ({tmp_path / 'a'})\n+++ five/q4 (this run)\n" in markdown  # a longer fence
+    assert "+  Never ```lock``` <b>out</b>.\n" in markdown
+
+    html = (tmp_path / "b" / "report.html").read_text(encoding="utf-8")
+    assert html.count('<pre class="diff">') == 4
+    assert '<span class="add">+  Never ```lock``` &lt;b&gt;out&lt;/b&gt;.</span>' in html
+    assert '<span class="del">-  Feet shoulder-width apart.</span>' in html and "<b>out</b>" not in html
