@@ -1,7 +1,8 @@
 """``python -m bot eval`` and ``eval add``: the QA team's harness (``bot/evaluate/``) from the command line.
 
 The harness is imported inside the commands, not at the top: ``bot.cli.main`` imports this module to register
-them, and ``python -m bot --help`` and ``ask`` must stay fast and work without the ``eval`` extra.
+them, and ``python -m bot --help`` and ``ask`` must stay fast and work without the ``eval`` extra (only
+``bot.evaluate``'s own ``__init__``, which imports none of it, is imported here).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.cli.common import fail
+from bot.evaluate import INSTALL_EXTRA, missing_modules
 from bot.settings import get_settings
 
 if TYPE_CHECKING:
@@ -26,6 +28,13 @@ eval_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def require_eval_extra() -> None:
+    """Stop with one line saying how to install the ``eval`` extra when a module of it is missing."""
+    missing = missing_modules()
+    if missing:
+        raise fail(f"python -m bot eval needs the eval extra ({', '.join(missing)} missing): {INSTALL_EXTRA}")
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -72,6 +81,7 @@ def evaluate(
     from bot.cli.main import configure_logging, load_engine
 
     configure_logging()
+    require_eval_extra()
     from bot.evaluate.reports import composer_rows, text_table
     from bot.evaluate.suite import SuiteError, plan_suite, run_suite
 
@@ -136,6 +146,7 @@ def add_case(
     notes: Annotated[str | None, typer.Option("--notes", help="Why the case exists.")] = None,
 ) -> None:
     """Append a case to a set, validated against the schema and the corpus (comments and layout are kept)."""
+    require_eval_extra()
     from bot.evaluate.authoring import append_case, parse_alternatives
     from bot.evaluate.loader import QuestionSetError, resolve_set_path
 
