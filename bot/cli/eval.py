@@ -82,6 +82,7 @@ def evaluate(
 
     configure_logging()
     require_eval_extra()
+    # The harness, only once it is known to be installed (see the module docstring).
     from bot.evaluate.reports import composer_rows, text_table
     from bot.evaluate.suite import SuiteError, plan_suite, run_suite
 
@@ -105,6 +106,7 @@ def evaluate(
 
 def run_lines(composer_run: ComposerRun, *, several: bool) -> list[str]:
     """What the console shows of one composer's run: the table, failures, comparison, gate, report folder."""
+    # Imported here for the reason the harness is (module docstring); the command has loaded them already.
     from bot.evaluate.answer_diff import CONSOLE_DIFFS
     from bot.evaluate.compare import comparison_lines
     from bot.evaluate.reports import gate_lines, summary_rows, text_table
@@ -147,6 +149,7 @@ def add_case(
 ) -> None:
     """Append a case to a set, validated against the schema and the corpus (comments and layout are kept)."""
     require_eval_extra()
+    # The harness, only once it is known to be installed (see the module docstring).
     from bot.evaluate.authoring import append_case, parse_alternatives
     from bot.evaluate.loader import QuestionSetError, resolve_set_path
 
