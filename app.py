@@ -80,7 +80,7 @@ def main() -> None:
         print(
             f"BOT_WORKERS={settings.workers} needs a Chroma server: the embedded store serves one process. "
             "Start one (chroma run --path DIR --host 127.0.0.1 --port 8000) and set "
-            "BOT_CHROMA_URL=http://127.0.0.1:8000 — see README, 'Scaling out'.",
+            "BOT_CHROMA_URL=http://127.0.0.1:8000 — see docs/operations.md, 'Scaling out'.",
             file=sys.stderr,
         )
         raise SystemExit(2)

@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.common import answerable_cases, summary, timed, write_result
+from bench.servers import chroma_server
 from bench.synthetic_corpus import write_corpus
 
 
@@ -158,7 +159,6 @@ def edit_and_time(article: Path, reindex) -> float:
 def measure_serving(settings, embeddings, env: dict[str, str]) -> dict[str, object]:
     """``ask`` latency (three rounds of the core questions) and cold start, embedded and through a Chroma server."""
     from bot.index.core import _forget_chroma_clients
-    from tests.chroma_server import chroma_server
 
     result = serving_figures("embedded", settings, embeddings, env)
     _forget_chroma_clients()

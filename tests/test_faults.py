@@ -18,11 +18,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.servers import ChromaServer
 from bot.index.core import IndexFiles, _forget_chroma_clients, build_index
 from bot.policy import DISCLAIMER
 from bot.server.api import create_app
 from bot.settings import Settings
-from tests.chroma_server import ChromaServer
 from tests.processes import AppProcess, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

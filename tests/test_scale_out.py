@@ -18,10 +18,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.servers import ChromaServer
 from bot.index.core import IndexFiles, build_index, chroma_client, read_manifest
 from bot.policy import DISCLAIMER
 from bot.settings import PROJECT_ROOT, Settings
-from tests.chroma_server import ChromaServer
 from tests.processes import AppProcess, Hammer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
