@@ -42,7 +42,7 @@ def load_engine() -> Engine:
     """The engine, or a clear error and exit code 2 when the corpus, model or index can't be used."""
     from bot.content.corpus import CorpusError
     from bot.engine.engine import Engine
-    from bot.index.core import IndexUnavailable
+    from bot.index import IndexUnavailable
     from bot.models.embedding import EmbeddingModelError
 
     try:
@@ -106,7 +106,7 @@ def index(
     """Build or update the index from the corpus (only new or changed passages are embedded)."""
     configure_logging()
     from bot.content.corpus import CorpusError
-    from bot.index.core import build_index, discard_index
+    from bot.index import build_index, discard_index
     from bot.models.embedding import EmbeddingModelError, load_embeddings
 
     settings = get_settings()

@@ -27,7 +27,17 @@ from bot import policy
 from bot.cache import CountingLRU
 from bot.content.documents import Chunk
 from bot.contract import Answer, Citation, Message, Passage, Status
-from bot.index.core import Index, IndexFiles, load_index, open_index, quotable_sentences, read_manifest, sentence_id
+from bot.index import (
+    VECTOR_VIEWS,
+    Index,
+    IndexFiles,
+    View,
+    load_index,
+    open_index,
+    quotable_sentences,
+    read_manifest,
+    sentence_id,
+)
 from bot.index.retrievers import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
 from bot.language.words import content_words
 from bot.models.chat import (
@@ -60,7 +70,7 @@ log = logging.getLogger("bot.engine.engine")
 _CANDIDATES_PER_RETRIEVER = 20
 #: Passage similarity counts fully, the best sentence's similarity and BM25 (normalised to its best match)
 #: less; chosen from a stable plateau on eval/sets core + conversations (see README, "Quality and speed").
-RETRIEVER_WEIGHTS = {"text": 1.0, "sentences": 0.4, "lexical": 0.25}
+RETRIEVER_WEIGHTS = {View.text: 1.0, View.sentences: 0.4, View.lexical: 0.25}
 
 
 @dataclass
@@ -221,13 +231,13 @@ class Engine:
         candidates = _CANDIDATES_PER_RETRIEVER
         retriever = HybridRetriever(
             retrievers={
-                "text": DenseRetriever(collection=index.collections["text"], embeddings=self.embeddings, k=candidates),
-                "sentences": SentenceRetriever(
-                    collection=index.collections["sentences"], embeddings=self.embeddings, k=candidates
+                View.text: DenseRetriever(store=index.stores[View.text], embeddings=self.embeddings, k=candidates),
+                View.sentences: SentenceRetriever(
+                    store=index.stores[View.sentences], embeddings=self.embeddings, k=candidates
                 ),
-                "lexical": LexicalRetriever(index=index.lexical, k=candidates),
+                View.lexical: LexicalRetriever(index=index.lexical, k=candidates),
             },
-            chunks=index.chunks,
+            passages=index.passages,
             weights=RETRIEVER_WEIGHTS,
             # A few more than are shown or quoted: triage weighs the closest of them all.
             k=max(self.settings.top_k, self.compose_settings.depth) + 5,
@@ -262,8 +272,7 @@ class Engine:
             if manifest is None or manifest.version == self._resources.version:
                 self._manifest_mtime = mtime
                 return False
-            current = self._resources.index
-            index = load_index(self.settings, manifest, client=current.client, cache=current.chunks.cache)
+            index = load_index(self.settings, manifest, previous=self._resources.index)
             self._resources = self._resources_for(index)
             self._manifest_mtime = mtime
             log.info("Now serving index v%d.", manifest.version)
@@ -424,13 +433,13 @@ class Engine:
         the common ones) reuses the result.
         """
         documents = resources.retriever.invoke(text)
-        chunks = resources.index.chunks.fetch(doc.id for doc in documents if doc.id)
+        chunks = resources.index.passages.fetch(doc.id for doc in documents if doc.id)
         passages = [
             RankedPassage(
                 chunks[doc.id],
                 doc.metadata["score"],
-                max(doc.metadata.get(f"{view}_score", -1.0) for view in ("text", "sentences")),
-                doc.metadata.get("lexical_score"),
+                max(doc.metadata.get(view.score_key, -1.0) for view in VECTOR_VIEWS),
+                doc.metadata.get(View.lexical.score_key),
             )
             for doc in documents
             if doc.id in chunks
@@ -456,11 +465,8 @@ class Engine:
     ) -> dict[tuple[str, int], np.ndarray]:
         def read(missing: list[tuple[str, int]]) -> dict[tuple[str, int], np.ndarray]:
             keys = {sentence_id(*key): key for key in missing}
-            found = resources.index.collections["sentences"].get(ids=list(keys), include=["embeddings"])
-            return {
-                keys[sid]: np.asarray(vector, dtype=np.float32)
-                for sid, vector in zip(found["ids"], found["embeddings"], strict=True)
-            }
+            found = resources.index.stores[View.sentences].vectors(list(keys))
+            return {keys[sid]: vector for sid, vector in found.items()}
 
         wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
         return self._sentence_vectors.get_or_fetch_many(wanted, read)
