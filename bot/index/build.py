@@ -108,12 +108,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
     dim = len(embeddings.embed_query("dimension probe"))
     previous = read_manifest(settings.index_dir)
     pending = read_pending(files, model, dim)
-    compatible = previous is not None and (previous.embedding_model, previous.embedding_dim, previous.chunker) == (
-        model,
-        dim,
-        chunker_id(settings),
-    )
-    from_scratch = not compatible and not (previous is None and pending)
+    from_scratch = _starts_from_scratch(settings, previous, dim, resuming=bool(pending))
     connection = connect(settings)
     if from_scratch:
         connection.delete_stores(settings)
@@ -155,7 +150,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         chunk_count=len(plan.wanted),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    write_atomically(files.manifest, manifest.model_dump_json())  # the switch
+    _switch(files, manifest)
     _clean_up(files, stores, old=[i for i in stale if i in plan.live], lexical_dir=lexical_dir)
     return BuildReport(
         added=len(plan.fresh),
@@ -168,6 +163,21 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         store_seconds=store_seconds,
         version=version,
         rebuilt_from_scratch=from_scratch,
+    )
+
+
+def _starts_from_scratch(settings: Settings, previous: Manifest | None, dim: int, *, resuming: bool) -> bool:
+    """Whether no stored vector can be kept.
+
+    So it is when the live version was made with another model or chunker, or when there is none and no
+    killed first build to resume.
+    """
+    if previous is None:
+        return not resuming
+    return (previous.embedding_model, previous.embedding_dim, previous.chunker) != (
+        settings.embedding_model,
+        dim,
+        chunker_id(settings),
     )
 
 
@@ -265,6 +275,11 @@ def _update_lexical(
         lexical = LexicalIndex(folder)
     lexical.update(remove=remove, add=[(c.chunk_id, c.headed_text) for c in add])
     return folder
+
+
+def _switch(files: IndexFiles, manifest: Manifest) -> None:
+    """Make ``manifest`` the live version: one rename, so a reader sees the old version or the new one."""
+    write_atomically(files.manifest, manifest.model_dump_json())
 
 
 def _clean_up(files: IndexFiles, stores: Mapping[View, VectorStore], *, old: list[str], lexical_dir: Path) -> None:

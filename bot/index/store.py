@@ -283,7 +283,7 @@ class StoreConnection:
 
     def delete_stores(self, settings: Settings) -> None:
         """Delete every vector view's collection (those missing are skipped)."""
-        from chromadb.errors import NotFoundError  # chromadb is loaded already: this client is one of its
+        from chromadb.errors import NotFoundError  # lazy, see connect(); loaded already with this client
 
         for name in collection_names(settings).values():
             with suppress(NotFoundError, ValueError):  # nothing to delete

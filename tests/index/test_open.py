@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from bot.index import IndexFiles, IndexUnavailable, build_index, open_index
+from bot.index import IndexFiles, IndexUnavailable, build_index, load_index, open_index, read_manifest
 from bot.index.store import forget_chroma_clients
 from bot.settings import Settings
 from tests.index.conftest import edit
@@ -49,3 +49,19 @@ def test_a_running_engine_switches_to_a_newer_version_without_restarting(setting
     assert engine.refresh(force=True)
     assert engine.index.manifest.version == 2
     assert "good knee sleeves" in engine.ask("Do knee sleeves help?").answer.lower()
+
+
+def test_a_newer_version_reuses_the_previous_ones_store_connection_and_passage_cache(
+    settings: Settings, counting
+) -> None:
+    first = open_index(settings, counting)
+    first.passages.values()  # every record read once, now in the cache
+    edit(settings.corpus_dir, "Using knee sleeves can help", "Using good knee sleeves can help")
+    build_index(settings, counting)
+    newer = load_index(settings, read_manifest(settings.index_dir), previous=first)
+    assert newer.manifest.version == 2 and newer.connection is first.connection
+    assert newer.passages.cache is first.passages.cache
+    [edited] = set(newer.passages) - set(first.passages)
+    # content-addressed ids: every passage but the edited one is already cached, whichever version read it
+    assert [i for i in newer.passages if not newer.passages.cache.contains(i)] == [edited]
+    assert "good knee sleeves" in newer.passages[edited].text
