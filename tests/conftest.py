@@ -39,7 +39,7 @@ def index_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def engine(index_settings: Settings, embeddings):
     from bot.engine.engine import Engine
-    from bot.index.core import open_index
+    from bot.index import open_index
 
     return Engine(index_settings, open_index(index_settings, embeddings), embeddings)
 

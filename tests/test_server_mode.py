@@ -12,7 +12,7 @@ import pytest
 
 from bench.servers import chroma_server
 from bot.engine.engine import Engine
-from bot.index.core import build_index, open_index, read_manifest
+from bot.index import build_index, open_index, read_manifest
 from bot.settings import PROJECT_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -44,7 +44,7 @@ def load_engine() -> Engine:
     # `--help` and the feedback export don't need.
     from bot.content.corpus import CorpusError
     from bot.engine.engine import Engine
-    from bot.index.core import IndexUnavailable
+    from bot.index import IndexUnavailable
     from bot.models.embedding import EmbeddingModelError
 
     try:
@@ -108,7 +108,7 @@ def index(
     """Build or update the index from the corpus (only new or changed passages are embedded)."""
     configure_logging()
     from bot.content.corpus import CorpusError
-    from bot.index.core import build_index, discard_index
+    from bot.index import build_index, discard_index
     from bot.models.embedding import EmbeddingModelError, load_embeddings
 
     settings = get_settings()

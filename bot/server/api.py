@@ -146,7 +146,7 @@ class Services:
 
     def store_reachable(self) -> bool:
         """Whether the vector store answers (a Chroma server heartbeat, checked at most once a second)."""
-        from bot.index.core import store_reachable
+        from bot.index import store_reachable
 
         now = time.monotonic()
         if now >= self._store_checked_until:
@@ -161,7 +161,7 @@ class Services:
 
     def is_store_failure(self, error: BaseException) -> bool:
         """Whether ``error`` came from an unreachable store (and if so, remember that)."""
-        from bot.index.core import store_unreachable
+        from bot.index import store_unreachable
 
         if store_unreachable(self.settings, error):
             self.store_failed()
@@ -452,7 +452,7 @@ router = APIRouter(prefix="/api", responses={
 @router.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
 def health(bot: Services = Depends(services)) -> Response:  # noqa: B008
     """Ready (200) once the index is loaded and its store answers; 503, saying why, until then."""
-    from bot.index.core import store_description
+    from bot.index import store_description
 
     settings = bot.settings
     found = Health(status="starting", store=store_description(settings), composer=settings.composer,
@@ -579,7 +579,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         retry: asyncio.Task[None] | None = None
         if bot.engine is None:
             from bot.engine.engine import Engine
-            from bot.index.core import store_unreachable
+            from bot.index import store_unreachable
             from bot.models.embedding import load_embeddings
 
             embeddings = await anyio.to_thread.run_sync(
