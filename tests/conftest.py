@@ -174,7 +174,7 @@ def live_settings(index_settings: Settings, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def live_server(live_settings: Settings, engine, site_ports):
     """The real app (API, chat page, widget) served by uvicorn on a loopback port."""
-    from bot.server.api import create_app
+    from bot.server.app import create_app
 
     with ThreadedServer(create_app(live_settings, engine=engine), site_ports["bot"]) as server:
         server.wait_for_page()

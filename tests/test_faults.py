@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from bot.index.core import IndexFiles, _forget_chroma_clients, build_index
 from bot.policy import DISCLAIMER
-from bot.server.api import create_app
+from bot.server.app import create_app
 from bot.settings import Settings
 from tests.chroma_server import ChromaServer
 from tests.processes import AppProcess, wait_for
