@@ -85,13 +85,15 @@ def free_port() -> int:
 class ThreadedServer:
     """uvicorn serving an ASGI app from a background thread, on a free loopback port."""
 
-    def __init__(self, app, port: int) -> None:
+    def __init__(self, app, port: int, **options) -> None:
+        """``options``: more of ``uvicorn.Config``'s."""
         import threading
 
         import uvicorn
 
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadedServer:
