@@ -41,7 +41,8 @@ def client_address(request: object | None) -> str:
 def admit(services: Services, client: str, site: str | None = None) -> Loaded:
     """Count a request from ``client`` (on embedding ``site``) against its limits, then what answers it.
 
-    Raises ``RateLimited``, then ``StoreUnavailable`` or ``NotReady``: a refused request still counts.
+    Raises ``RateLimited`` (not counted), then ``StoreUnavailable`` or ``NotReady`` (counted: asking again at
+    once doesn't help).
     """
     services.limiter.hit(client, site)
     return services.loaded()
