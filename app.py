@@ -99,7 +99,8 @@ def main() -> None:
         "timeout_keep_alive": 65,
     }
     if settings.workers == 1:
-        from bot.server.api import create_app
+        # Imported here: with several workers this process only manages them, and each imports the app itself.
+        from bot.server.app import create_app
 
         server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))  # type: ignore[arg-type]
         server.run()
@@ -108,7 +109,7 @@ def main() -> None:
         return
     metrics_dir, created = _metrics_dir()
     try:
-        uvicorn.run("bot.server.api:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+        uvicorn.run("bot.server.app:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
     finally:
         if created:
             shutil.rmtree(metrics_dir, ignore_errors=True)

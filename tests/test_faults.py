@@ -22,7 +22,7 @@ from bench.servers import ChromaServer
 from bot.index import IndexFiles, build_index
 from bot.index.store import forget_chroma_clients
 from bot.policy import DISCLAIMER
-from bot.server.api import create_app
+from bot.server.app import create_app
 from bot.settings import Settings
 from tests.processes import AppProcess, wait_for
 

@@ -12,6 +12,7 @@ import pytest
 from chromadb.errors import NotFoundError
 
 import bot.index.store
+from bench.servers import ChromaServer
 from bot.index import IndexUnavailable, View, build_index, open_index, store_unreachable
 from bot.index.store import (
     ChromaStore,
@@ -22,7 +23,6 @@ from bot.index.store import (
     connect,
 )
 from bot.settings import Settings
-from bench.servers import ChromaServer
 from tests.conftest import CORPUS
 from tests.fakes import HashEmbeddings, InMemoryStore
 
