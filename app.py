@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
-from bot.cli.main import configure_logging
+from bot.cli.common import configure_logging
 from bot.settings import Settings, get_settings
 
 

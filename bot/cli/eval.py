@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.common import fail
+from bot.cli.common import configure_logging, fail, load_engine
 from bot.evaluate import INSTALL_EXTRA, missing_modules
 from bot.settings import get_settings
 
@@ -78,7 +78,6 @@ def evaluate(
     if ctx.invoked_subcommand is not None:
         return
     # bot.cli.main imports this module to register the commands: importing it at the top would be circular.
-    from bot.cli.main import configure_logging, load_engine
 
     configure_logging()
     require_eval_extra()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot import observability
+from bot.cli.common import configure_logging, load_engine
 from bot.cli.common import fail as _fail  # the name ask and index call it by
 from bot.cli.eval import eval_app
 from bot.cli.feedback import feedback_app
@@ -30,27 +30,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 log = logging.getLogger("bot.cli.main")
-
-
-def configure_logging() -> None:
-    """Log our notices to stderr at ``BOT_LOG_LEVEL`` (JSON lines with ``BOT_LOG_JSON=1``)."""
-    settings = get_settings()
-    observability.configure_logging(settings.log_level, as_json=settings.log_json)
-
-
-def load_engine() -> Engine:
-    """The engine, or a clear error and exit code 2 when the corpus, model or index can't be used."""
-    # Imported here, not at the top: the engine pulls in torch, Chroma and LangChain (seconds), which
-    # `--help` and the feedback export don't need.
-    from bot.content.corpus import CorpusError
-    from bot.engine.engine import Engine
-    from bot.index import IndexUnavailable
-    from bot.models.embedding import EmbeddingModelError
-
-    try:
-        return Engine.load(get_settings(), show_progress=sys.stderr.isatty())
-    except (CorpusError, EmbeddingModelError, IndexUnavailable) as error:
-        raise _fail(str(error)) from None
 
 
 def render_text(answer: Answer) -> str:
