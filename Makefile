@@ -32,7 +32,7 @@ run: install ## Install, then serve the chat page, API and widget (BOT_HOST:BOT_
 	$(PY) app.py
 
 WORKERS ?= 1
-serve: install ## Serve with WORKERS=N app processes on one port (N > 1 needs BOT_CHROMA_URL; README "Scaling out")
+serve: install ## Serve with WORKERS=N app processes on one port (N > 1 needs BOT_CHROMA_URL; docs/operations.md "Scaling out")
 	BOT_WORKERS=$(WORKERS) $(PY) app.py
 
 test: install ## Install, then run every test (unit, integration, browser, eval gate)

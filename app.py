@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
-from bot.cli.main import configure_logging
+from bot.cli.common import configure_logging
 from bot.settings import Settings, get_settings
 
 
@@ -80,7 +80,7 @@ def main() -> None:
         print(
             f"BOT_WORKERS={settings.workers} needs a Chroma server: the embedded store serves one process. "
             "Start one (chroma run --path DIR --host 127.0.0.1 --port 8000) and set "
-            "BOT_CHROMA_URL=http://127.0.0.1:8000 — see README, 'Scaling out'.",
+            "BOT_CHROMA_URL=http://127.0.0.1:8000 — see docs/operations.md, 'Scaling out'.",
             file=sys.stderr,
         )
         raise SystemExit(2)
@@ -99,7 +99,8 @@ def main() -> None:
         "timeout_keep_alive": 65,
     }
     if settings.workers == 1:
-        from bot.server.api import create_app
+        # Imported here: with several workers this process only manages them, and each imports the app itself.
+        from bot.server.app import create_app
 
         server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))  # type: ignore[arg-type]
         server.run()
@@ -108,7 +109,7 @@ def main() -> None:
         return
     metrics_dir, created = _metrics_dir()
     try:
-        uvicorn.run("bot.server.api:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+        uvicorn.run("bot.server.app:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
     finally:
         if created:
             shutil.rmtree(metrics_dir, ignore_errors=True)

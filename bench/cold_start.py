@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from bench.common import write_result
-from bench.http_load import free_port, start_server
+from bench.http_load import start_server
+from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,8 +21,8 @@ def main() -> None:
     import yaml
 
     from bot.engine.engine import Engine
-    from bot.stages.state import Support
     from bot.stages.guard import GuardSettings, check_generated_sentence
+    from bot.stages.state import Support
 
     engine = Engine.load()
     questions = [

@@ -26,6 +26,7 @@ import httpx
 import yaml
 
 from bench.common import SETS, percentile, summary, write_result
+from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,14 +49,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, float]:

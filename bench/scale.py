@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.common import answerable_cases, summary, timed, write_result
+from bench.servers import chroma_server
 from bench.synthetic_corpus import write_corpus
 
 
@@ -96,7 +97,7 @@ def measure_build(settings, embeddings, paths: list[Path], sample_articles: int)
     """
     from bot.content.chunking import chunk_document
     from bot.content.corpus import load_document
-    from bot.index.core import build_index, quotable_sentences
+    from bot.index import build_index, quotable_sentences
     from bot.models.embedding import resolve_model_path
 
     rss_before = rss_mb()
@@ -137,7 +138,7 @@ def measure_build(settings, embeddings, paths: list[Path], sample_articles: int)
 
 def measure_reindex(settings, embeddings, paths: list[Path], env: dict[str, str]) -> dict[str, float]:
     """Re-index after editing one article: in a process that has the index open, and as the CLI command."""
-    from bot.index.core import build_index, open_index
+    from bot.index import build_index, open_index
 
     open_index(settings, embeddings, rebuild=False)  # a running indexer: store and model already loaded
     warm = edit_and_time(paths[len(paths) // 2], lambda: build_index(settings, embeddings))
@@ -157,11 +158,10 @@ def edit_and_time(article: Path, reindex) -> float:
 
 def measure_serving(settings, embeddings, env: dict[str, str]) -> dict[str, object]:
     """``ask`` latency (three rounds of the core questions) and cold start, embedded and through a Chroma server."""
-    from bot.index.core import _forget_chroma_clients
-    from tests.chroma_server import chroma_server
+    from bot.index.store import forget_chroma_clients
 
     result = serving_figures("embedded", settings, embeddings, env)
-    _forget_chroma_clients()
+    forget_chroma_clients()
     with chroma_server(settings.index_dir / "chroma") as url:
         server = settings.model_copy(update={"chroma_url": url})
         result |= serving_figures("server", server, embeddings, {**env, "BOT_CHROMA_URL": url})
@@ -171,7 +171,7 @@ def measure_serving(settings, embeddings, env: dict[str, str]) -> dict[str, obje
 def serving_figures(mode: str, settings, embeddings, env: dict[str, str]) -> dict[str, object]:
     """Warm ``ask`` p50/p95 and cold start against one store, keyed by ``mode``."""
     from bot.engine.engine import Engine
-    from bot.index.core import open_index
+    from bot.index import open_index
 
     engine = Engine(settings, open_index(settings, embeddings, rebuild=False), embeddings)
     figures = {

@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 
 from bench.common import percentile, summary, write_result
-from bench.http_load import cpu_seconds, free_port, load, questions, rss_mb
-from tests.chroma_server import ChromaServer
+from bench.http_load import cpu_seconds, load, questions, rss_mb
+from bench.servers import ChromaServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -143,3 +143,73 @@ UNCOVERED = {
     "uncovered:silent": "The articles I answer from don't cover that, so I'd rather not guess.",
     "nothing_more": NOTHING_MORE,
 }
+
+
+# -- the HTTP API's errors -----------------------------------------------------------------------
+
+#: An HTTP error without a message of its own (and every 500, whose detail may name internals).
+REQUEST_FAILED = "Request failed."
+#: The shape of a chat request, quoted in the reply to a malformed one.
+CHAT_REQUEST_EXAMPLE = '{"message": "…", "history": [{"role": "user", "content": "…"}]}'
+
+
+def too_large(max_bytes: int) -> str:
+    """The reply to a request body over ``BOT_MAX_BODY_BYTES``."""
+    return f"Requests are limited to {max_bytes} bytes."
+
+
+def no_such_path(path: str) -> str:
+    """The reply to a request for a path the API doesn't have."""
+    return f"There is no {path} here. See /docs for the API."
+
+
+def method_not_supported(method: str, path: str) -> str:
+    """The reply to a method a path doesn't take."""
+    return f"{method} is not supported on {path}. See /docs for the API."
+
+
+def malformed_request(problems: list[str]) -> str:
+    """The reply to a body that isn't in the expected form (``problems``: "where: what" for each)."""
+    return f"The request isn't in the expected form — {'; '.join(problems)}. Send JSON like {CHAT_REQUEST_EXAMPLE}."
+
+
+# -- the chat page -------------------------------------------------------------------------------
+
+#: ``/`` for the seconds between the API being ready and the chat page being built, and if that failed.
+PAGE_STARTING = "The knee-pain coach is starting up. This page reloads by itself in a moment."
+PAGE_UNAVAILABLE = "The chat page is unavailable right now. Please try again later."
+
+PAGE_TITLE = "Knee-pain coach"
+PAGE_INTRO = (
+    "Ask about knee pain after the leg press. Answers quote fitness articles, "
+    "and every number in an answer links to the passage it comes from."
+)
+DISCLAIMER_LABEL = "Medical disclaimer"
+CHAT_LABEL = "Conversation"
+CHAT_PLACEHOLDER = "Your conversation with the coach appears here."
+QUESTION_LABEL = "Your question"
+QUESTION_PLACEHOLDER = "e.g. Why do my knees hurt after leg day?"
+ASK_BUTTON = "Ask"
+NEW_CONVERSATION_BUTTON = "New conversation"
+COMMENT_LABEL = "Anything to add? (optional)"
+SEND_COMMENT_BUTTON = "Send comment"
+EXAMPLES_HEADING = "Try asking:"
+SOURCES_HEADING = "Sources"
+SOURCES_EMPTY = (
+    "Sources appear here: each answer quotes the articles, and the numbers in the answer link to the passage it quotes."
+)
+#: Leads an escalated reply on the page.
+MEDICAL_WARNING_LABEL = "⚠️ Medical warning"
+#: Said after a thumbs up or down, by rating.
+RATING_THANKS = {"up": "Thanks — glad it helped.", "down": "Thanks — we'll use this to improve the answers."}
+COMMENT_SAVED = "Thanks — your comment was saved."
+
+
+def comment_prompt(thanks: str, answer_number: int) -> str:
+    """The comment box's label after a rating of answer ``answer_number`` (from 1)."""
+    return f"{thanks} Anything to add about answer {answer_number}? (optional)"
+
+
+def rating_saved(answer_number: int) -> str:
+    """The note after a rating of answer ``answer_number`` (from 1) was stored."""
+    return f"Your rating of answer {answer_number} was saved."

@@ -39,7 +39,7 @@ def index_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def engine(index_settings: Settings, embeddings):
     from bot.engine.engine import Engine
-    from bot.index.core import open_index
+    from bot.index import open_index
 
     return Engine(index_settings, open_index(index_settings, embeddings), embeddings)
 
@@ -85,13 +85,15 @@ def free_port() -> int:
 class ThreadedServer:
     """uvicorn serving an ASGI app from a background thread, on a free loopback port."""
 
-    def __init__(self, app, port: int) -> None:
+    def __init__(self, app, port: int, **options) -> None:
+        """``options``: more of ``uvicorn.Config``'s."""
         import threading
 
         import uvicorn
 
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadedServer:
@@ -174,7 +176,7 @@ def live_settings(index_settings: Settings, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def live_server(live_settings: Settings, engine, site_ports):
     """The real app (API, chat page, widget) served by uvicorn on a loopback port."""
-    from bot.server.api import create_app
+    from bot.server.app import create_app
 
     with ThreadedServer(create_app(live_settings, engine=engine), site_ports["bot"]) as server:
         server.wait_for_page()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.servers import free_port
 from bot.policy import DISCLAIMER
 from bot.settings import PROJECT_ROOT
-from tests.chroma_server import free_port
 
 
 class AppProcess:

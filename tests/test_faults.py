@@ -18,11 +18,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.index.core import IndexFiles, _forget_chroma_clients, build_index
+from bench.servers import ChromaServer
+from bot.index import IndexFiles, build_index
+from bot.index.store import forget_chroma_clients
 from bot.policy import DISCLAIMER
-from bot.server.api import create_app
+from bot.server.app import create_app
 from bot.settings import Settings
-from tests.chroma_server import ChromaServer
 from tests.processes import AppProcess, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -77,7 +78,7 @@ def test_while_the_store_is_down_the_app_says_so_and_it_recovers_by_itself(
 def test_the_app_rebuilds_a_corrupted_embedded_index_and_answers(tmp_path: Path, corpus_copy: Path, embeddings) -> None:
     settings = Settings(corpus_dir=corpus_copy, index_dir=tmp_path / "index")
     build_index(settings, embeddings)
-    _forget_chroma_clients()
+    forget_chroma_clients()
     (IndexFiles(settings.index_dir).chroma / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
     with AppProcess(tmp_path, corpus_dir=corpus_copy, index_dir=settings.index_dir) as app:
         app.wait_ready(120)

@@ -78,7 +78,7 @@ def test_an_openai_compatible_server_answers_through_init_chat_model(
     openai_compatible_server: str, index_settings, embeddings
 ) -> None:
     pytest.importorskip("langchain_openai", reason="the 'openai' extra (langchain-openai) is not installed")
-    from bot.index.core import open_index
+    from bot.index import open_index
     from bot.settings import Settings
 
     settings = Settings(**{**index_settings.model_dump(), "composer": "openai:smollm2",
@@ -93,7 +93,7 @@ def test_an_openai_compatible_server_answers_through_init_chat_model(
 
 def test_an_unreachable_endpoint_answers_extractively(index_settings, embeddings) -> None:
     pytest.importorskip("langchain_openai", reason="the 'openai' extra (langchain-openai) is not installed")
-    from bot.index.core import open_index
+    from bot.index import open_index
     from bot.settings import Settings
 
     settings = Settings(**{**index_settings.model_dump(), "composer": "openai:smollm2",

@@ -18,10 +18,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.index.core import IndexFiles, build_index, chroma_client, read_manifest
+from bench.servers import ChromaServer
+from bot.index import IndexFiles, View, build_index, read_manifest
+from bot.index.store import connect
 from bot.policy import DISCLAIMER
 from bot.settings import PROJECT_ROOT, Settings
-from tests.chroma_server import ChromaServer
 from tests.processes import AppProcess, Hammer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -123,7 +124,7 @@ def test_a_build_killed_half_way_leaves_the_live_index_serving_and_the_next_one_
     from bench.synthetic_corpus import write_corpus
     from bot.content.chunking import chunk_document
     from bot.content.corpus import load_document
-    from bot.index.core import quotable_sentences
+    from bot.index import quotable_sentences
 
     settings = Settings(corpus_dir=corpus_copy, index_dir=tmp_path / "index", chroma_url=chroma.url)
     build_index(settings, embeddings)
@@ -138,7 +139,7 @@ def test_a_build_killed_half_way_leaves_the_live_index_serving_and_the_next_one_
             for c in chunk_document(load_document(path, corpus_copy), settings.chunk_max_chars)
         )
         files = IndexFiles(settings.index_dir)
-        store = chroma_client(settings).get_collection(f"{settings.collection}-text")
+        store = connect(settings).stores(settings)[View.text]
         live = read_manifest(settings.index_dir).chunk_count
 
         def passages_in_store() -> int:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import chroma_server
 from bot.engine.engine import Engine
-from bot.index.core import build_index, open_index, read_manifest
+from bot.index import build_index, open_index, read_manifest
 from bot.settings import PROJECT_ROOT, Settings
-from tests.chroma_server import chroma_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from bot.content.synonyms import load_synonyms
 from bot.contract import Answer, Message, Status
 from bot.engine.chain import AnswerChain, Piece
 from bot.engine.versions import IndexVersions
-from bot.index.core import Index, open_index
+from bot.index import Index, View, open_index
 from bot.index.retrievers import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
 from bot.models.chat import EXTRACTIVE, ComposerUnavailable, load_chat_model
 from bot.models.embedding import load_embeddings
@@ -39,7 +39,7 @@ from bot.version import __version__
 log = logging.getLogger(__name__)
 #: Passage similarity counts fully, the best sentence's similarity and BM25 (normalised to its best match)
 #: less; chosen from a stable plateau on eval/sets core + conversations (see docs/benchmarks.md).
-RETRIEVER_WEIGHTS = {"text": 1.0, "sentences": 0.4, "lexical": 0.25}
+RETRIEVER_WEIGHTS = {View.text: 1.0, View.sentences: 0.4, View.lexical: 0.25}
 
 
 def parse_history(history: Iterable[Any] | None) -> list[Message] | None:
@@ -141,7 +141,7 @@ class Engine:
             return []
 
         def read() -> list[Chunk]:
-            found = snapshot.index.chunks.fetch(entry.chunk_ids)
+            found = snapshot.index.passages.fetch(entry.chunk_ids)
             return sorted(found.values(), key=lambda chunk: chunk.start)
 
         return self._documents.get_or_compute((snapshot.version, doc_id), read)
@@ -150,13 +150,11 @@ class Engine:
         k = self.settings.candidates_per_retriever
         retriever = HybridRetriever(
             retrievers={
-                "text": DenseRetriever(collection=index.collections["text"], embeddings=self.embeddings, k=k),
-                "sentences": SentenceRetriever(
-                    collection=index.collections["sentences"], embeddings=self.embeddings, k=k
-                ),
-                "lexical": LexicalRetriever(index=index.lexical, k=k),
+                View.text: DenseRetriever(store=index.stores[View.text], embeddings=self.embeddings, k=k),
+                View.sentences: SentenceRetriever(store=index.stores[View.sentences], embeddings=self.embeddings, k=k),
+                View.lexical: LexicalRetriever(index=index.lexical, k=k),
             },
-            chunks=index.chunks,
+            passages=index.passages,
             weights=RETRIEVER_WEIGHTS,
             k=self._fused_k,
         )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from threading import Lock
 
-from bot.index.core import Index, IndexFiles, load_index, read_manifest
+from bot.index import Index, IndexFiles, load_index, read_manifest
 from bot.settings import Settings
 from bot.stages.state import Snapshot
 
@@ -64,7 +64,7 @@ class IndexVersions:
                 self._manifest_mtime = mtime
                 return False
             served = self._current.index
-            index = load_index(self.settings, manifest, client=served.client, cache=served.chunks.cache)
+            index = load_index(self.settings, manifest, previous=served)
             self._current = self._snapshot_of(index)
             self._manifest_mtime = mtime
             log.info("Now serving index v%d.", manifest.version)

@@ -1,8 +1,7 @@
-"""The regression gate (minimums per set and metric from ``eval/thresholds.yaml``) and run-to-run comparison."""
+"""The regression gate: minimums per set and metric from ``eval/thresholds.yaml``, checked against a run."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,79 +133,3 @@ def check_gate(summaries: Mapping[str, GroupSummary], thresholds: list[Threshold
             elif metric in every_set and value is not None:
                 checks.append(Check(scope, metric, every_set[metric], value))
     return GateResult(tuple(checks))
-
-
-# -- comparing with an earlier run -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Delta:
-    """One metric of one set in the old and the new run."""
-
-    scope: str
-    metric: str
-    old: float | None
-    new: float | None
-
-    @property
-    def change(self) -> float | None:
-        """``new - old`` when both were measured."""
-        return None if self.old is None or self.new is None else round(self.new - self.old, 4)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What changed since an earlier run: metric deltas and cases that flipped."""
-
-    old_dir: Path
-    deltas: tuple[Delta, ...]
-    now_failing: tuple[str, ...]
-    now_passing: tuple[str, ...]
-
-    @property
-    def changed(self) -> list[Delta]:
-        """The deltas whose value moved."""
-        return [d for d in self.deltas if d.old != d.new]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The comparison as JSON-ready data."""
-        return {
-            "old_dir": str(self.old_dir),
-            "deltas": [{**asdict(d), "change": d.change} for d in self.deltas],
-            "now_failing": list(self.now_failing),
-            "now_passing": list(self.now_passing),
-        }
-
-
-def read_earlier_run(old_dir: Path) -> tuple[dict[str, Any], dict[str, bool]]:
-    """The ``summary.json`` and the pass/fail of each ``set/id`` of an earlier run's report folder."""
-    try:
-        summary = json.loads((old_dir / "summary.json").read_text(encoding="utf-8"))
-        outcomes = {}
-        with (old_dir / "results.jsonl").open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    record = json.loads(line)
-                    outcomes[f"{record['set']}/{record['id']}"] = bool(record["passed"])
-    except (OSError, ValueError, KeyError) as error:
-        raise ThresholdsError(f"{old_dir}: not a readable eval report folder ({error})") from error
-    return summary, outcomes
-
-
-def compare_runs(old_dir: Path, summaries: Mapping[str, GroupSummary], outcomes: Mapping[str, bool]) -> Comparison:
-    """Per-metric deltas for every set in both runs, and the cases that flipped between pass and fail."""
-    old_summary, old_outcomes = read_earlier_run(old_dir)
-    old_sets = old_summary.get("sets", {})
-    deltas = [
-        Delta(scope, metric, old_sets[scope]["metrics"].get(metric), summary.metrics.get(metric))
-        for scope, summary in summaries.items()
-        if scope in old_sets
-        for metric in RATE_METRICS
-    ]
-    both = [name for name in outcomes if name in old_outcomes]
-    return Comparison(
-        old_dir=old_dir,
-        deltas=tuple(deltas),
-        now_failing=tuple(n for n in both if old_outcomes[n] and not outcomes[n]),
-        now_passing=tuple(n for n in both if not old_outcomes[n] and outcomes[n]),
-    )

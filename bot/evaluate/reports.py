@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -12,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bot.evaluate.gate import Comparison, GateResult
+from bot.evaluate.compare import Comparison, comparison_lines
+from bot.evaluate.gate import GateResult
 from bot.evaluate.loader import EVAL_DIR
 from bot.evaluate.metrics import GroupSummary
 from bot.evaluate.runner import ALL, CaseResult, EvaluationRun
@@ -130,25 +132,6 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def comparison_lines(comparison: Comparison) -> list[str]:
-    """The comparison in plain lines: changed metrics, then the cases that flipped."""
-    lines = [f"Compared with {comparison.old_dir}:"]
-    if comparison.changed:
-        for d in comparison.changed:
-            change = "" if d.change is None else f" ({d.change:+.3f})"
-            lines.append(f"  {d.scope} {d.metric}: {_format(d.old)} -> {_format(d.new)}{change}")
-        lines.append(f"  ({len(comparison.deltas) - len(comparison.changed)} other metrics unchanged)")
-    else:
-        lines.append("  no metric changed")
-    lines.append(
-        f"  passed before, fail now ({len(comparison.now_failing)}): " + (", ".join(comparison.now_failing) or "none")
-    )
-    lines.append(
-        f"  failed before, pass now ({len(comparison.now_passing)}): " + (", ".join(comparison.now_passing) or "none")
-    )
-    return lines
-
-
 def gate_lines(gate: GateResult) -> list[str]:
     """The gate verdict and every missed minimum."""
     if gate.passed:
@@ -200,10 +183,26 @@ def render_markdown(run: EvaluationRun, gate: GateResult, comparison: Comparison
     ]
     if comparison is not None:
         parts += ["## Comparison", "```\n" + "\n".join(comparison_lines(comparison)) + "\n```"]
+        parts += _markdown_answer_changes(comparison)
     parts.append(f"## Failing cases ({len(run.failed)})")
     parts.append("\n".join(_markdown_failure(r) for r in run.failed) or "None.")
     parts += ["## Per tag", markdown_table(tag_header, tag_rows)]
     return "\n\n".join(parts) + "\n"
+
+
+def _markdown_answer_changes(comparison: Comparison) -> list[str]:
+    """Every changed answer as a diff block, and the cases only one of the runs has."""
+    answers, parts = comparison.answers, []
+    for label, names in (("Only in this run", answers.only_here), ("Only in the earlier run", answers.only_there)):
+        if names:
+            parts.append(f"{label} ({len(names)}): " + ", ".join(f"`{name}`" for name in names))
+    if answers.changed:
+        parts.append(f"### Changed answers ({len(answers.changed)})")
+    for change in answers.changed:
+        diff = "\n".join(change.diff(str(comparison.old_dir)))
+        fence = "`" * max(3, max((len(run) for run in re.findall("`+", diff)), default=0) + 1)  # longer than any inside
+        parts.append(f"`{change.name}`: {change.what()} changed\n\n{fence}diff\n{diff}\n{fence}")
+    return parts
 
 
 def _markdown_failure(result: CaseResult) -> str:
@@ -282,6 +281,22 @@ def _case_view(result: CaseResult) -> dict[str, Any]:
     }
 
 
+def _comparison_view(comparison: Comparison) -> dict[str, Any]:
+    """The comparison for the HTML: its lines, the cases in one run only, and each changed answer's diff.
+
+    Each diff line comes with its kind (file, hunk, add, del, context) for its colour.
+    """
+    changes = []
+    for change in comparison.answers.changed:
+        lines = change.diff(str(comparison.old_dir))
+        kinds = ["file" if i < 2 and line.startswith(("--- ", "+++ ")) else "hunk" if line.startswith("@@ ")
+                 else {"+": "add", "-": "del"}.get(line[:1], "context") for i, line in enumerate(lines)]  # fmt: skip
+        changes.append({"name": change.name, "what": change.what(), "lines": list(zip(kinds, lines, strict=True))})
+    one_run = [("Only in this run", comparison.answers.only_here),
+               ("Only in the earlier run", comparison.answers.only_there)]  # fmt: skip
+    return {"lines": comparison_lines(comparison), "one_run": one_run, "changes": changes}
+
+
 def render_html(run: EvaluationRun, gate: GateResult, comparison: Comparison | None) -> str:
     """``report.html``: one self-contained page (inline CSS and SVG plots, nothing fetched)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -304,7 +319,7 @@ def render_html(run: EvaluationRun, gate: GateResult, comparison: Comparison | N
         run=run,
         gate=gate,
         gate_lines=gate_lines(gate),
-        comparison_lines=comparison_lines(comparison) if comparison else None,
+        comparison=_comparison_view(comparison) if comparison else None,
         header=header,
         rows=rows,
         all_scope=ALL,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
 
+from bot import policy
 from bot.contract import Answer, Citation, Status
 
 # ``breaks``: a line break in an answer (a list's lead-in and its items) stays a line break.
@@ -69,7 +70,7 @@ def answer_html(answer: Answer, turn: int) -> str:
     body = _link_markers(body, turn, {c.n for c in answer.citations})
     label = ""
     if answer.status is Status.escalated:
-        label = '<p class="reply-label" role="note">⚠️ Medical warning</p>'
+        label = f'<p class="reply-label" role="note">{html.escape(policy.MEDICAL_WARNING_LABEL)}</p>'
     return (
         f'<div class="reply {STATUS_CLASS[answer.status]}" data-status="{answer.status.value}">{label}{body}'
         f'<p class="reply-disclaimer">{html.escape(answer.disclaimer)}</p></div>'
@@ -131,10 +132,7 @@ def sources_html(turns: Sequence[SourcedTurn]) -> str:
             f'</summary><ol class="source-list" aria-labelledby="{heading_id}">{"".join(entries)}</ol></details>'
         )
     if not sections:
-        return (
-            '<div class="sources"><p class="sources-empty">Sources appear here: each answer quotes the articles, '
-            "and the numbers in the answer link to the passage it quotes.</p></div>"
-        )
+        return f'<div class="sources"><p class="sources-empty">{html.escape(policy.SOURCES_EMPTY)}</p></div>'
     return f'<div class="sources">{"".join(sections)}</div>'
 
 

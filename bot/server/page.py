@@ -1,44 +1,38 @@
-"""The chat page: a Gradio shell over ``Engine.stream``, mounted at ``/`` on the API app.
+"""The chat page: a Gradio shell over the request policy (``answering``), served at ``/`` on the API app.
 
 The conversation lives in a per-visitor ``Conversation`` (Gradio state); the chat, the sources panel and
 the feedback box are drawn from it. All HTML comes from ``bot.server.html``, which escapes what people and
-articles wrote. ``/?embed=1`` hides the page header for use in an iframe.
+articles wrote. ``/?embed=1`` hides the page header for use in an iframe. Questions asked here are limited,
+queued for an answer slot and refused exactly as on the API (``answering``, ``errors.refusal``).
+
+Importing this module imports Gradio (seconds): the app imports it only once it is serving.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import anyio
 import gradio as gr
+from fastapi import FastAPI
 
+from bot import policy
 from bot.contract import Answer
 from bot.feedback import MAX_COMMENT_CHARS, Feedback
-from bot.policy import DISCLAIMER, EXAMPLE_QUESTIONS
-from bot.server.api import NOT_READY_MESSAGE
-from bot.server.html import (
-    SourcedTurn,
-    answer_html,
-    notice_html,
-    partial_html,
-    question_html,
-    sources_html,
-)
-from bot.server.ratelimit import RateLimited
+from bot.server import answering
+from bot.server.errors import FeedbackUnavailable, NotReady, StoreUnavailable, refusal
+from bot.server.html import SourcedTurn, answer_html, notice_html, partial_html, question_html, sources_html
+from bot.server.placeholder import PageSlot
+from bot.server.services import Services
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from bot.server.api import Services
-
-TITLE = "Knee-pain coach"
-_FAILED = "Sorry — something went wrong while answering. Please try again."
-_RATING_FAILED = "Sorry — your rating could not be saved just now. Please try again later."
 log = logging.getLogger("bot.server.page")
 
 
@@ -54,7 +48,7 @@ class Conversation:
     feedback_id: int | None = None
 
     def history(self, replies: int | None = None) -> list[dict[str, str]]:
-        """Plain-text turns for ``Engine.ask`` (questions as typed, answers' Markdown) before reply ``replies``.
+        """Plain-text turns for the engine (questions as typed, answers' Markdown) before reply ``replies``.
 
         Derived from the answers, so the page's own notices never shift it out of step with them.
         """
@@ -73,21 +67,23 @@ class Conversation:
         return [SourcedTurn(i + 1, a) for i, a in enumerate(self.answers) if a is not None]
 
 
-def _client(request: gr.Request | None) -> str:
-    return request.client.host if request is not None and request.client is not None else "unknown"
+class Handlers:
+    """The page's event handlers; every question and rating goes through ``answering``.
 
+    The page is the bot's own, so its questions count against the client's limits but no site's daily cap.
+    """
 
-def build_page(bot: Services) -> gr.Blocks:
-    """The page's layout and its event handlers."""
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
-    def respond(message: str, convo: Conversation, request: gr.Request):
-        """Show the question at once, then the reply as it arrives, then its sources."""
+    async def respond(self, message: str, convo: Conversation, request: gr.Request) -> AsyncIterator[Any]:
+        """Show the question at once, then the reply as it arrives, then its sources (or why there is none)."""
         message = message or ""
         if not message.strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         convo.messages = [*convo.messages, {"role": "user", "content": question_html(message)},
-                          {"role": "assistant", "content": partial_html("", DISCLAIMER)}]  # fmt: skip
+                          {"role": "assistant", "content": partial_html("", policy.DISCLAIMER)}]  # fmt: skip
         yield convo.messages, "", convo, gr.skip()
 
         def finish(reply: str, answer: Answer | None) -> Any:
@@ -95,78 +91,94 @@ def build_page(bot: Services) -> gr.Blocks:
             convo.answers.append(answer)
             return convo.messages, gr.skip(), convo, sources_html(convo.sourced())
 
-        engine = bot.engine
-        if engine is None:
-            yield finish(notice_html(NOT_READY_MESSAGE), None)
-            return
-        try:
-            bot.limiter.hit(_client(request))
-        except RateLimited as limited:
-            yield finish(notice_html(limited.message), None)
-            return
         text = ""
         try:
-            for piece in engine.stream(message, convo.history()):
-                if isinstance(piece, Answer):
-                    bot.answered(piece)
-                    yield finish(answer_html(piece, len(convo.answers) + 1), piece)
-                else:
-                    text += piece
-                    convo.messages[-1] = {"role": "assistant", "content": partial_html(text, DISCLAIMER)}
-                    yield convo.messages, gr.skip(), convo, gr.skip()
-        except Exception:
-            log.exception("answering on the chat page failed")
-            yield finish(notice_html(_FAILED), None)
+            loaded = answering.admit(self.services, answering.client_address(request))
+            async with aclosing(answering.stream(self.services, loaded, message, convo.history())) as pieces:
+                async for piece in pieces:
+                    if isinstance(piece, Answer):
+                        yield finish(answer_html(piece, len(convo.answers) + 1), piece)
+                    else:
+                        text += piece
+                        convo.messages[-1] = {"role": "assistant", "content": partial_html(text, policy.DISCLAIMER)}
+                        yield convo.messages, gr.skip(), convo, gr.skip()
+        except Exception as error:
+            refused = refusal(error)
+            if refused is None:
+                log.exception("answering on the chat page failed")
+            yield finish(notice_html(refused.message if refused else policy.PAGE_ANSWER_FAILED), None)
 
-    def rate(convo: Conversation, liked: gr.LikeData):
+    async def ask(self, message: str, history: list[dict[str, str]], request: gr.Request) -> dict[str, Any]:
+        """Answer ``message`` in the context of ``history`` ({"role", "content"} turns): the Answer JSON."""
+        try:
+            loaded = answering.admit(self.services, answering.client_address(request))
+            answer = await answering.answer(self.services, loaded, message, history or [])
+        except Exception as error:
+            refused = refusal(error)
+            if refused is None:
+                raise
+            raise gr.Error(refused.message) from None
+        return answer.model_dump(mode="json")
+
+    def rate(self, convo: Conversation, liked: gr.LikeData) -> Any:
         """Store a thumbs up/down on a reply, then offer a comment box."""
         index = liked.index if isinstance(liked.index, int) else liked.index[0]
         reply = (index - 1) // 2
         answer = convo.answers[reply] if index % 2 == 1 and 0 <= reply < len(convo.answers) else None
-        if answer is None or bot.store is None or bot.engine is None or liked.liked not in (True, False):
+        if answer is None or liked.liked not in (True, False):
             return gr.skip(), gr.skip(), gr.skip(), convo
         rating = "up" if liked.liked is True else "down"
         feedback = Feedback(rating=rating, history=convo.history(reply), answer=answer)
         try:
-            convo.feedback_id = bot.store.add(feedback, engine_version=bot.engine.version, channel="page")
-        except Exception:  # a full disk or a locked database must not break the page
+            convo.feedback_id = answering.rate(self.services, feedback, channel="page")
+        except (NotReady, StoreUnavailable):  # not loaded: there is nothing to rate yet
+            return gr.skip(), gr.skip(), gr.skip(), convo
+        except FeedbackUnavailable:  # logged where it happened; a full disk must not break the page
+            return gr.skip(), gr.skip(), policy.PAGE_RATING_FAILED, convo
+        except Exception:
             log.exception("storing a rating from the chat page failed")
-            return gr.skip(), gr.skip(), _RATING_FAILED, convo
-        thanks = "Thanks — glad it helped." if rating == "up" else "Thanks — we'll use this to improve the answers."
+            return gr.skip(), gr.skip(), policy.PAGE_RATING_FAILED, convo
         return (
             gr.update(visible=True),
-            gr.update(value="", label=f"{thanks} Anything to add about answer {reply + 1}? (optional)"),
-            f"Your rating of answer {reply + 1} was saved.",
+            gr.update(value="", label=policy.comment_prompt(policy.RATING_THANKS[rating], reply + 1)),
+            policy.rating_saved(reply + 1),
             convo,
         )
 
-    def add_comment(comment: str, convo: Conversation):
-        if bot.store is not None and convo.feedback_id is not None and comment.strip():
-            try:
-                bot.store.add_comment(convo.feedback_id, comment)
-            except Exception:
-                log.exception("storing a comment from the chat page failed")
-                return gr.update(visible=False), "", _RATING_FAILED
-            return gr.update(visible=False), "", "Thanks — your comment was saved."
-        return gr.update(visible=False), "", ""
+    def add_comment(self, comment: str, convo: Conversation) -> Any:
+        """Attach the comment to the last rating."""
+        if convo.feedback_id is None or not comment.strip():
+            return gr.update(visible=False), "", ""
+        try:
+            answering.comment(self.services, convo.feedback_id, comment)
+        except (NotReady, StoreUnavailable):
+            return gr.update(visible=False), "", ""
+        except FeedbackUnavailable:
+            return gr.update(visible=False), "", policy.PAGE_RATING_FAILED
+        except Exception:
+            log.exception("storing a comment from the chat page failed")
+            return gr.update(visible=False), "", policy.PAGE_RATING_FAILED
+        return gr.update(visible=False), "", policy.COMMENT_SAVED
 
-    def new_conversation():
+    @staticmethod
+    def new_conversation() -> Any:
+        """Start over: an empty chat, sources panel and feedback box."""
         return [], "", Conversation(), sources_html([]), gr.update(visible=False), ""
 
-    with gr.Blocks(title=TITLE, fill_width=False) as page:
+
+def build_page(services: Services) -> gr.Blocks:
+    """The page's layout, wired to its ``Handlers``."""
+    handlers = Handlers(services)
+    with gr.Blocks(title=policy.PAGE_TITLE, fill_width=False) as page:
         convo = gr.State(Conversation())
         with gr.Column(elem_id="page-header"):
-            gr.HTML(
-                f"<h1>{TITLE}</h1><p>Ask about knee pain after the leg press. Answers quote fitness articles, "
-                "and every number in an answer links to the passage it comes from.</p>",
-                padding=False,
-            )
-        gr.HTML(f'<div role="note" aria-label="Medical disclaimer"><p>{DISCLAIMER}</p></div>', elem_id="disclaimer",
-                padding=False)  # fmt: skip
+            gr.HTML(f"<h1>{policy.PAGE_TITLE}</h1><p>{policy.PAGE_INTRO}</p>", padding=False)
+        gr.HTML(f'<div role="note" aria-label="{policy.DISCLAIMER_LABEL}"><p>{policy.DISCLAIMER}</p></div>',
+                elem_id="disclaimer", padding=False)  # fmt: skip
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=300):
                 chat = gr.Chatbot(
-                    label="Conversation",
+                    label=policy.CHAT_LABEL,
                     show_label=False,
                     elem_id="chat",
                     height=480,
@@ -175,76 +187,64 @@ def build_page(bot: Services) -> gr.Blocks:
                     latex_delimiters=[],
                     feedback_options=("Like", "Dislike"),
                     buttons=["copy"],
-                    placeholder="Your conversation with the coach appears here.",
+                    placeholder=policy.CHAT_PLACEHOLDER,
                     autoscroll=True,
                 )
                 question = gr.Textbox(
-                    label="Your question",
-                    placeholder="e.g. Why do my knees hurt after leg day?",
+                    label=policy.QUESTION_LABEL,
+                    placeholder=policy.QUESTION_PLACEHOLDER,
                     elem_id="question",
                     lines=1,
                     max_lines=6,
-                    max_length=bot.settings.max_question_chars,
+                    max_length=services.settings.max_question_chars,
                     submit_btn=False,
                     autofocus=True,
                 )
                 with gr.Row():
-                    send = gr.Button("Ask", variant="primary", elem_id="ask", scale=2, min_width=100)
-                    restart = gr.Button("New conversation", elem_id="new-conversation", scale=1, min_width=100)
+                    send = gr.Button(policy.ASK_BUTTON, variant="primary", elem_id="ask", scale=2, min_width=100)
+                    restart = gr.Button(policy.NEW_CONVERSATION_BUTTON, elem_id="new-conversation", scale=1,
+                                        min_width=100)  # fmt: skip
                 with gr.Group(visible=False, elem_id="feedback-box") as feedback_box:
-                    comment = gr.Textbox(label="Anything to add? (optional)", lines=2, max_length=MAX_COMMENT_CHARS,
+                    comment = gr.Textbox(label=policy.COMMENT_LABEL, lines=2, max_length=MAX_COMMENT_CHARS,
                                          elem_id="feedback-comment")  # fmt: skip
-                    send_comment = gr.Button("Send comment", size="sm", elem_id="send-comment")
+                    send_comment = gr.Button(policy.SEND_COMMENT_BUTTON, size="sm", elem_id="send-comment")
                 feedback_note = gr.Markdown("", elem_id="feedback-note")
-                gr.Markdown("**Try asking:**")
+                gr.Markdown(f"**{policy.EXAMPLES_HEADING}**")
                 with gr.Column(elem_id="examples"):
-                    examples = [gr.Button(q, size="sm", variant="secondary") for q in EXAMPLE_QUESTIONS]
+                    examples = [gr.Button(q, size="sm", variant="secondary") for q in policy.EXAMPLE_QUESTIONS]
             with gr.Column(scale=2, min_width=280):
-                gr.Markdown("### Sources")
+                gr.Markdown(f"### {policy.SOURCES_HEADING}")
                 sources = gr.HTML(sources_html([]), elem_id="sources-panel", padding=False)
 
         outputs = [chat, question, convo, sources]
         common: dict[str, Any] = {"outputs": outputs, "show_progress": "hidden", "concurrency_id": "answers"}
+        respond = handlers.respond
         question.submit(respond, [question, convo], api_visibility="private", **common)
         send.click(respond, [question, convo], api_visibility="private", **common)
         for button in examples:
             button.click(lambda q=button.value: q, None, question, queue=False, api_visibility="private").then(
                 respond, [question, convo], api_visibility="private", **common
             )
-        restart.click(new_conversation, None, [chat, question, convo, sources, feedback_box, feedback_note],
+        restart.click(handlers.new_conversation, None, [chat, question, convo, sources, feedback_box, feedback_note],
                       queue=False, api_visibility="private")  # fmt: skip
-        chat.like(rate, [convo], [feedback_box, comment, feedback_note, convo], api_visibility="private")
-        send_comment.click(add_comment, [comment, convo], [feedback_box, comment, feedback_note],
-                           api_visibility="private")  # fmt: skip
-        comment.submit(add_comment, [comment, convo], [feedback_box, comment, feedback_note],
-                       api_visibility="private")  # fmt: skip
-
-        def ask(message: str, history: list[dict[str, str]], request: gr.Request) -> dict[str, Any]:
-            """Answer ``message`` in the context of ``history`` ({"role", "content"} turns): the Answer JSON."""
-            if bot.engine is None:
-                raise gr.Error(NOT_READY_MESSAGE)
-            try:
-                bot.limiter.hit(_client(request))
-            except RateLimited as limited:
-                raise gr.Error(limited.message) from None
-            answer = bot.engine.ask(message, history or [])
-            bot.answered(answer)
-            return answer.model_dump(mode="json")
-
-        gr.api(ask, api_name="ask", concurrency_id="answers")
-    page.queue(default_concurrency_limit=bot.settings.worker_threads)
+        chat.like(handlers.rate, [convo], [feedback_box, comment, feedback_note, convo], api_visibility="private")
+        comment_outputs = [feedback_box, comment, feedback_note]
+        send_comment.click(handlers.add_comment, [comment, convo], comment_outputs, api_visibility="private")
+        comment.submit(handlers.add_comment, [comment, convo], comment_outputs, api_visibility="private")
+        gr.api(handlers.ask, api_name="ask", concurrency_id="answers")
+    page.queue(default_concurrency_limit=services.settings.worker_threads)
     return page
 
 
-def mount_page(app: FastAPI, bot: Services) -> Any:
-    """Mount the chat page at ``/`` on ``app`` (after the API routes, which keep precedence); returns its app.
-
-    Gradio's start-up (its queue) is left to the caller: the page is mounted after the server started.
-    """
+def build_app(services: Services) -> FastAPI:
+    """The chat page as an ASGI app of its own (Gradio's ``App``), to be served at ``/``."""
     web = files("bot.web")
+    # Gradio configures a page and builds its app only while mounting it on a FastAPI app: it gets a host
+    # app of its own, and what it built is served at "/" by the PageSlot (see ``run``).
+    host = FastAPI()
     gr.mount_gradio_app(
-        app,
-        build_page(bot),
+        host,
+        build_page(services),
         path="/",
         footer_links=[],
         run_history=False,
@@ -257,4 +257,17 @@ def mount_page(app: FastAPI, bot: Services) -> Any:
         css=web.joinpath("page.css").read_text(encoding="utf-8"),
         head=f"<script>{web.joinpath('page.js').read_text(encoding='utf-8')}</script>",
     )
-    return app.router.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added
+    page: FastAPI = host.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added
+    return page
+
+
+async def run(services: Services, slot: PageSlot, stopping: anyio.Event) -> None:
+    """Build the page (in a worker thread: a second of CPU), serve it at ``slot`` and run it until ``stopping``."""
+    page: Any = await anyio.to_thread.run_sync(build_app, services)
+    async with page.router.lifespan_context(page):  # what Gradio's mount would run at start-up
+        blocks = page.get_blocks()
+        blocks.run_startup_events()
+        await blocks.run_extra_startup_events()
+        slot.serve(page)
+        log.info("The chat page is ready.")
+        await stopping.wait()

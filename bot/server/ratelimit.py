@@ -10,6 +10,8 @@ from limits import RateLimitItem, RateLimitItemPerDay, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
 
+from bot import policy
+
 
 class RateLimited(Exception):
     """A client or site asked more than its share; ``retry_after`` is in seconds."""
@@ -23,8 +25,8 @@ class RateLimited(Exception):
     def message(self) -> str:
         """What to tell the person."""
         if self.scope == "origin":
-            return "This site has used up today's questions for the coach. Please try again tomorrow."
-        return f"You're asking faster than the coach can keep up. Please wait about {self.retry_after} s and try again."
+            return policy.SITE_CAP_REACHED
+        return policy.too_fast(self.retry_after)
 
 
 @dataclass(frozen=True)

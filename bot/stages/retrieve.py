@@ -13,11 +13,8 @@ from langchain_core.embeddings import Embeddings
 
 from bot.cache import CountingLRU
 from bot.content.synonyms import Synonyms
-from bot.index.core import quotable_sentences, sentence_id
+from bot.index import VECTOR_VIEWS, View, quotable_sentences, sentence_id
 from bot.stages.state import AnswerState, Query, RankedPassage, Search, SentenceKey, Snapshot
-
-#: The retrievers whose score says how close a passage is in meaning (triage weighs the best of them).
-_DENSE_VIEWS = ("text", "sentences")
 
 
 class Retrieve:
@@ -49,12 +46,12 @@ class Retrieve:
     def search(self, snapshot: Snapshot, text: str) -> Search:
         """The fused passages for a search text, and the vectors of the quotable sentences the composer may use."""
         documents = snapshot.retriever.invoke(text)
-        chunks = snapshot.index.chunks.fetch(doc.id for doc in documents if doc.id)
+        chunks = snapshot.index.passages.fetch(doc.id for doc in documents if doc.id)
         passages = [
             RankedPassage(
                 chunks[doc.id],
                 doc.metadata["score"],
-                max(doc.metadata.get(f"{view}_score", -1.0) for view in _DENSE_VIEWS),
+                max(doc.metadata.get(view.score_key, -1.0) for view in VECTOR_VIEWS),
                 doc.metadata.get("lexical_score"),
             )
             for doc in documents
@@ -65,11 +62,8 @@ class Retrieve:
     def _vectors_of_sentences(self, snapshot: Snapshot, passages: list[RankedPassage]) -> dict[SentenceKey, np.ndarray]:
         def read(missing: list[SentenceKey]) -> dict[SentenceKey, np.ndarray]:
             keys = {sentence_id(*key): key for key in missing}
-            found = snapshot.index.collections["sentences"].get(ids=list(keys), include=["embeddings"])
-            return {
-                keys[sid]: np.asarray(vector, dtype=np.float32)
-                for sid, vector in zip(found["ids"], found["embeddings"], strict=True)
-            }
+            found = snapshot.index.stores[View.sentences].vectors(list(keys))
+            return {keys[sid]: vector for sid, vector in found.items()}
 
         wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
         return self.sentence_vectors.get_or_fetch_many(wanted, read)

@@ -15,7 +15,7 @@ import numpy as np
 from bot.cache import CountingLRU
 from bot.content.documents import Chunk
 from bot.contract import Message, Status
-from bot.index.core import Index
+from bot.index import Index
 from bot.index.retrievers import HybridRetriever
 from bot.language.conversation import Intent
 

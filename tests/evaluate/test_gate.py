@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from bot.evaluate.gate import (
     Threshold,
     ThresholdsError,
     check_gate,
-    compare_runs,
     load_thresholds,
 )
 from bot.evaluate.loader import SETS_DIR
@@ -128,30 +126,3 @@ def test_the_real_engine_passes_the_gate_on_every_set(evaluation: EvaluationRun)
     assert gate.passed, [c.describe() for c in gate.misses]
     assert gate.unmeasured == []
     assert len(evaluation.results) == sum(len(s.cases) for s in evaluation.sets) >= 100
-
-
-# -- comparing runs ----------------------------------------------------------------------------------------
-
-
-def earlier_run(tmp_path: Path, metrics: dict[str, float], outcomes: dict[str, bool]) -> Path:
-    folder = tmp_path / "old"
-    folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps({"sets": {"core": {"metrics": metrics}}}), encoding="utf-8")
-    lines = [
-        json.dumps({"set": name.split("/")[0], "id": name.split("/")[1], "passed": ok}) for name, ok in outcomes.items()
-    ]
-    (folder / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
-def test_compare_reports_metric_deltas_and_flipped_cases(tmp_path: Path) -> None:
-    old = earlier_run(tmp_path, {"hit@1": 0.9, "hit@3": 1.0}, {"core/a": True, "core/b": False, "core/c": True})
-    comparison = compare_runs(old, {"core": summary(**{"hit@1": 0.85, "hit@3": 1.0})},
-                              {"core/a": False, "core/b": True, "core/c": True, "core/new": False})  # fmt: skip
-    assert [(d.metric, d.old, d.new, d.change) for d in comparison.changed] == [("hit@1", 0.9, 0.85, -0.05)]
-    assert comparison.now_failing == ("core/a",) and comparison.now_passing == ("core/b",)
-
-
-def test_compare_names_a_folder_that_is_not_a_report(tmp_path: Path) -> None:
-    with pytest.raises(ThresholdsError, match="not a readable eval report folder"):
-        compare_runs(tmp_path, {}, {})

@@ -10,7 +10,8 @@ import pytest
 
 from bot.contract import Answer
 from bot.engine.engine import Engine
-from bot.evaluate.gate import THRESHOLDS_FILE, check_gate, compare_runs, load_thresholds
+from bot.evaluate.compare import compare_runs, read_earlier_run
+from bot.evaluate.gate import THRESHOLDS_FILE, check_gate, load_thresholds
 from bot.evaluate.reports import REPORT_FILES, markdown_table, summary_rows, text_table, write_reports
 from bot.evaluate.runner import EvaluationRun, run_evaluation
 
@@ -88,8 +89,11 @@ def test_a_failing_case_shows_in_junit_with_its_reason(engine: Engine, question_
 
 
 def test_compare_against_the_same_run_changes_nothing(reports: Path, evaluation: EvaluationRun) -> None:
-    comparison = compare_runs(reports, evaluation.set_summaries(), {r.name: r.passed for r in evaluation.results})
+    records = [r.to_record() for r in evaluation.results]
+    comparison = compare_runs(read_earlier_run(reports), evaluation.set_summaries(), records)
     assert comparison.changed == [] and comparison.now_failing == ()
+    # Every reply read back from results.jsonl is the one the run holds, to the character.
+    assert comparison.answers.unchanged and len(comparison.answers.identical) == len(evaluation.results)
 
 
 def test_tables_align_and_escape() -> None:

@@ -50,7 +50,7 @@ class CitesAPassageItDidNotRetrieve(BrokenEngine):
 
     def break_(self, answer: Answer) -> Answer:
         retrieved = {p.chunk_id for p in answer.passages}
-        other = next(c for c in self.engine.index.chunks.values() if c.chunk_id not in retrieved)
+        other = next(c for c in self.engine.index.passages.values() if c.chunk_id not in retrieved)
         citations = list(answer.citations)
         if citations:
             citations[0] = citations[0].model_copy(update={"chunk_id": other.chunk_id, "text": other.text,

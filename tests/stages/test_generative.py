@@ -173,7 +173,7 @@ def test_an_unusable_rewrite_keeps_the_engines_own_follow_up_handling(engine: En
 
 
 def test_a_composer_that_cannot_load_is_reported_and_answers_extractively(index_settings, embeddings) -> None:
-    from bot.index.core import open_index
+    from bot.index import open_index
 
     settings = index_settings.model_copy(update={"composer": "no-such-provider:model"})
     engine = Engine(settings, open_index(settings, embeddings), embeddings)

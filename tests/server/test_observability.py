@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.server.api import create_app
+from bot.server.app import create_app
 from bot.settings import Settings
 
 pytestmark = pytest.mark.integration

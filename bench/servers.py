@@ -1,4 +1,7 @@
-"""A real Chroma server on a free loopback port, for integration tests (and the benchmarks)."""
+"""Servers the benchmarks start on loopback: a free port, and a real ``chroma run`` (the tests use them too).
+
+The tests import these helpers from here; nothing in ``bench/`` imports from ``tests/``.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ def free_port() -> int:
 
 
 class ChromaServer:
-    """``chroma run`` on loopback that a test can stop and start again on the same port and folder."""
+    """``chroma run`` on loopback that a caller can stop and start again on the same port and folder."""
 
     def __init__(self, path: Path, port: int | None = None) -> None:
         self.path = path

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.feedback import FeedbackStore
-from bot.server.api import create_app
+from bot.server.app import create_app
 from bot.settings import Settings
 from tests.processes import page_when_built
 
@@ -82,8 +82,8 @@ def test_the_api_answers_while_the_chat_page_is_still_being_built(web_settings: 
                                                                    monkeypatch) -> None:  # fmt: skip
     import bot.server.page
 
-    built, mount_page = threading.Event(), bot.ui.mount_page
-    monkeypatch.setattr(bot.server.page, "mount_page", lambda *args: built.wait(30) and mount_page(*args))
+    built, build_app = threading.Event(), bot.server.page.build_app
+    monkeypatch.setattr(bot.server.page, "build_app", lambda *args: built.wait(30) and build_app(*args))
     with TestClient(create_app(web_settings, engine=engine)) as client:
         health = client.get("/api/health")
         assert health.status_code == 200 and health.json()["page"] == "starting"
@@ -106,7 +106,7 @@ def test_a_chat_page_that_cannot_be_built_leaves_the_api_answering(web_settings:
     def broken(*args) -> None:
         raise RuntimeError("no page today")
 
-    monkeypatch.setattr(bot.server.page, "mount_page", broken)
+    monkeypatch.setattr(bot.server.page, "build_app", broken)
     with TestClient(create_app(web_settings, engine=engine)) as client:
         assert page_when_built(lambda: client.get("/api/health").json()) == "failed"
         assert client.get("/api/health").status_code == 200

@@ -1,0 +1,129 @@
+"""The one request policy every way in calls: ``/api/chat``, ``/api/chat/stream``, ``/api/feedback`` and the page.
+
+For each question, in this order: who is asking (``client_address``, derived here only); their rate limit
+and their embedding site's daily cap (``admit`` raises ``RateLimited``); the engine loaded and its store
+reachable (``NotReady`` / ``StoreUnavailable``); one of the ``BOT_WORKER_THREADS`` answer slots, waiting its
+turn when all are busy (a stream holds its slot until its answer is complete); a store lost on the way
+raised as ``StoreUnavailable``; and the answer recorded (metrics, the request's log line). How each refusal
+is told, on the API and on the page alike, is ``errors.refusal``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncGenerator, Iterable
+from typing import Any
+
+import anyio
+from fastapi import Depends, Request
+
+from bot.contract import Answer
+from bot.feedback import Feedback
+from bot.observability import request_fields
+from bot.server import metrics
+from bot.server.errors import FeedbackUnavailable, StoreUnavailable
+from bot.server.middleware import embedding_site
+from bot.server.services import Loaded, Services, get_services
+
+log = logging.getLogger("bot.server.answering")
+
+
+def client_address(request: object | None) -> str:
+    """Who is asking, for rate limits: the client's address (behind a proxy, configure its forwarded headers).
+
+    ``request``: Starlette's or Gradio's (which passes ``client`` through); ``None`` when there is none.
+    """
+    client = getattr(request, "client", None)
+    return str(client.host) if client is not None else "unknown"
+
+
+def admit(services: Services, client: str, site: str | None = None) -> Loaded:
+    """Count a request from ``client`` (on embedding ``site``) against its limits, then what answers it.
+
+    Raises ``RateLimited`` (not counted), then ``StoreUnavailable`` or ``NotReady`` (counted: asking again at
+    once doesn't help).
+    """
+    services.limiter.hit(client, site)
+    return services.loaded()
+
+
+async def admitted(request: Request, services: Services = Depends(get_services)) -> Loaded:  # noqa: B008
+    """``admit`` as a FastAPI dependency: refusals are answered before any response starts."""
+    return admit(services, client_address(request), embedding_site(request.scope))
+
+
+async def answer(services: Services, loaded: Loaded, question: str, history: Iterable[Any]) -> Answer:
+    """The answer to ``question``, computed in a worker thread once an answer slot is free."""
+    try:
+        found = await anyio.to_thread.run_sync(loaded.engine.ask, question, history, limiter=loaded.slots)
+    except Exception as error:
+        if services.is_store_failure(error):
+            raise StoreUnavailable from error
+        raise
+    record(services, found)
+    return found
+
+
+async def stream(
+    services: Services, loaded: Loaded, question: str, history: Iterable[Any]
+) -> AsyncGenerator[str | Answer, None]:
+    """The same answer as pieces of its text, then the ``Answer``; the answer slot is held until then.
+
+    Close it (``contextlib.aclosing``) when stopping early: that gives the slot back at once.
+    """
+    # A token of our own rather than the current task: the generator may be closed from another task.
+    holder = object()
+    await loaded.slots.acquire_on_behalf_of(holder)
+    pieces = loaded.engine.stream(question, history)
+    try:
+        while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+            if isinstance(piece, Answer):
+                record(services, piece)
+            yield piece
+    except Exception as error:
+        if services.is_store_failure(error):
+            raise StoreUnavailable from error
+        raise
+    finally:
+        loaded.slots.release_on_behalf_of(holder)
+
+
+def record(services: Services, answer: Answer) -> None:
+    """Record an answer in the metrics and in the request's log line."""
+    metrics.observe_answer(answer)
+    if services.engine is not None:
+        metrics.CACHES.sync(services.engine.caches)
+        metrics.set_index_version(services.engine.index.manifest.version)
+    fields = request_fields()
+    if fields is not None:
+        fields.update(answer_status=answer.status.value, reason=answer.reason, timings_ms=answer.timings_ms)
+
+
+# -- ratings ----------------------------------------------------------------------------------------
+
+
+def rate(services: Services, feedback: Feedback, *, channel: str) -> int:
+    """Store a rating (``channel``: ``api`` or ``page``); its id, or ``FeedbackUnavailable``.
+
+    Not rate limited here: the API admits its ratings first, the chat page never has (its ratings come
+    from answers it gave).
+    """
+    engine, store, _slots = services.loaded()
+    try:
+        return store.add(feedback, engine_version=engine.version, channel=channel)
+    except (sqlite3.Error, OSError) as error:
+        log.error("storing a rating failed (%s: %s)", error.__class__.__name__, error, exc_info=True)
+        metrics.FAILURES.labels("feedback_write").inc()
+        raise FeedbackUnavailable from error
+
+
+def comment(services: Services, feedback_id: int, text: str) -> None:
+    """Attach a comment to a stored rating, or ``FeedbackUnavailable``."""
+    store = services.loaded().store
+    try:
+        store.add_comment(feedback_id, text)
+    except (sqlite3.Error, OSError) as error:
+        log.error("storing a comment failed (%s: %s)", error.__class__.__name__, error, exc_info=True)
+        metrics.FAILURES.labels("feedback_write").inc()
+        raise FeedbackUnavailable from error

@@ -1,0 +1,179 @@
+"""The ASGI layers around every request, the chat page's included, outermost first.
+
+``RequestContext`` gives each request an id and counts, times and logs it; ``OriginPolicy`` is the one place
+that decides which other sites may call the API or frame the page (``BOT_CORS_ORIGINS``) and sets the
+security headers; ``BodyLimit`` refuses API bodies over ``BOT_MAX_BODY_BYTES``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot import policy
+from bot.observability import new_request_id, start_request
+from bot.server import metrics
+from bot.server.errors import json_error
+
+log = logging.getLogger("bot.server.middleware")
+#: One line per request (method, path, status, duration, answer status and stage timings) at INFO.
+access_log = logging.getLogger("bot.access")
+
+#: The widget script, which any site may load (it calls the API, which the allow-list still guards).
+WIDGET_PATH = "/widget.js"
+#: Where ``OriginPolicy`` notes the allowed other site a request came from (``scope["state"]``).
+_EMBED_ORIGIN = "embed_origin"
+
+
+def embedding_site(scope: Scope) -> str | None:
+    """The allowed other site the request came from (its pages embed the widget), for that site's daily cap."""
+    site: str | None = scope.get("state", {}).get(_EMBED_ORIGIN)
+    return site
+
+
+def _same_origin(origin: str, host: str | None) -> bool:
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+
+
+class OriginPolicy:
+    """CORS allow-list, framing policy and security headers, for the whole app (Gradio's routes included).
+
+    A request whose ``Origin`` is another site not on the allow-list is refused (403) before it reaches any
+    route, so nothing runs on its behalf; listed sites get CORS headers. Headers set further in (Gradio
+    echoes any origin) are replaced. Every response carries ``Content-Security-Policy: frame-ancestors``
+    with the same list, so only those sites can put the page in an iframe.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_origins: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(allowed_origins)
+        self.csp = "frame-ancestors " + " ".join(["'self'", *allowed_origins])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse, or pass on with the policy's headers."""
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        foreign = origin is not None and not _same_origin(origin, headers.get("host"))
+        if foreign and origin not in self.allowed and scope["path"] != WIDGET_PATH:
+            log.info("refused a request from %s to %s", origin, scope["path"])
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            refused = json_error(403, "origin_not_allowed", policy.ORIGIN_NOT_ALLOWED)
+            await self._send_with_policy(refused, scope, receive, send, {})
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        cors = {"Access-Control-Allow-Origin": origin} if foreign and origin in self.allowed else {}
+        if cors:
+            scope.setdefault("state", {})[_EMBED_ORIGIN] = origin
+            if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+                preflight = {
+                    **cors,
+                    "Access-Control-Allow-Methods": "GET, POST",
+                    "Access-Control-Allow-Headers": "Content-Type",
+                    "Access-Control-Max-Age": "600",
+                }
+                await self._send_with_policy(Response(status_code=204), scope, receive, send, preflight)
+                return
+        await self._send_with_policy(self.app, scope, receive, send, cors)
+
+    async def _send_with_policy(
+        self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, cors: Mapping[str, str]
+    ) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                for name in [n for n in out if n.startswith("access-control-")]:
+                    del out[name]
+                out.update(cors)
+                out.append("Vary", "Origin")
+                out["Content-Security-Policy"] = self.csp
+                out["X-Content-Type-Options"] = "nosniff"
+                out["Referrer-Policy"] = "strict-origin-when-cross-origin"
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """API request bodies over ``max_body_bytes`` are refused (413): by their length, or as they arrive."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a body declared too long; count one sent without its length as it is read."""
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await json_error(413, "request_too_large", policy.too_large(self.max_body_bytes))(scope, receive, send)
+            return
+        await self.app(scope, self._limited(receive), send)
+
+    def _limited(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                raise HTTPException(413, policy.too_large(self.max_body_bytes))
+            return message
+
+        return limited
+
+
+class RequestContext:
+    """Give every request an id (the client's ``X-Request-ID`` if sane), then count, time and log it.
+
+    The id is returned as ``X-Request-ID`` and is on every log record written while the request is
+    handled; the request's own line (``bot.access``, INFO) adds status, duration and, for answers, the
+    answer status and stage timings.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one request inside its context."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id(Headers(scope=scope).get("x-request-id"))
+        fields = start_request(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.observe_request(scope["path"], status, seconds)
+            if access_log.isEnabledFor(logging.INFO):
+                fields.update(method=scope["method"], path=scope["path"], status=status,
+                              duration_ms=round(seconds * 1000, 3))  # fmt: skip
+                access_log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, seconds * 1000,
+                                extra={k: v for k, v in fields.items() if k != "request_id"})  # fmt: skip

@@ -1,0 +1,78 @@
+"""``/`` while the chat page is built: the "starting up" page, then the page, and what health says of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
+
+from bot import policy
+from bot.server import errors
+from bot.server.placeholder import PageSlot
+from bot.server.services import Services
+from bot.settings import Settings
+
+
+@pytest.fixture
+def slot() -> PageSlot:
+    return PageSlot()
+
+
+@pytest.fixture
+def client(slot: PageSlot) -> Iterator[TestClient]:
+    app = FastAPI(exception_handlers=errors.HANDLERS)
+    app.mount("/", slot)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+async def the_page(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse(f"the page at {scope['path']}")(scope, receive, send)
+
+
+def test_while_the_page_is_built_the_root_is_a_page_that_reloads_itself(client: TestClient) -> None:
+    response = client.get("/?embed=1")
+    assert response.status_code == 503 and response.headers["content-type"] == "text/html; charset=utf-8"
+    assert (response.headers["retry-after"], response.headers["cache-control"]) == ("1", "no-store")
+    assert policy.PAGE_STARTING in response.text and '<meta http-equiv="refresh" content="1">' in response.text
+    assert client.head("/").status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/config", 404, "not_found"),  # the page's own paths are not there yet
+        ("POST", "/", 405, "method_not_allowed"),  # the placeholder is for reading
+    ],
+)
+def test_anything_else_meanwhile_is_the_apis_json_error(client: TestClient, method, path, status, code) -> None:
+    response = client.request(method, path)
+    assert response.status_code == status and response.json()["error"] == code
+
+
+def test_a_page_that_could_not_be_built_is_said_unavailable_without_reloading(client, slot: PageSlot) -> None:
+    slot.failed()
+    response = client.get("/")
+    assert response.status_code == 503 and policy.PAGE_UNAVAILABLE in response.text and "refresh" not in response.text
+
+
+def test_once_served_every_path_is_the_pages(client: TestClient, slot: PageSlot) -> None:
+    slot.serve(the_page)
+    assert client.get("/").text == "the page at /" and client.post("/config").text == "the page at /config"
+
+
+def test_health_reports_the_page_as_its_slot_stands(tmp_path) -> None:
+    services = Services(Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data"))
+    states = [services.page]  # an app without a page
+    built, broken = PageSlot(), PageSlot()
+    services.page_slot = built
+    states.append(services.page)
+    built.serve(the_page)
+    states.append(services.page)
+    services.page_slot = broken
+    broken.failed()
+    assert [*states, services.page] == ["off", "starting", "ready", "failed"]
