@@ -3,7 +3,7 @@
 The features say how close a sentence is to the question (in meaning, in words, in the member's own words of
 this turn), whether it has the cue of the kind of answer asked for or states the number asked for, the
 headings it sits under, how much it says beyond the question, and whether it is framing. The weights live in
-``lead_ranker.json`` beside this module; ``python -m bench.train_lead_ranker`` retrains them (leave-one-set-out
+``composer_weights.json`` beside this module; ``python -m bench.train_composer`` retrains them (leave-one-set-out
 cross-validation, figures printed) and rewrites the file.
 """
 
@@ -39,7 +39,7 @@ FEATURES = (
     "length",
     "opens",
 )
-WEIGHTS_FILE = "lead_ranker.json"
+WEIGHTS_FILE = "composer_weights.json"
 
 
 def features(unit: Candidate, question: Question, idf: Mapping[str, float]) -> np.ndarray:
@@ -71,37 +71,53 @@ def features(unit: Candidate, question: Question, idf: Mapping[str, float]) -> n
 
 
 @dataclass(frozen=True)
-class LeadRanker:
-    """A linear score over standardised features: higher leads."""
+class Linear:
+    """A linear score over standardised features."""
 
+    names: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
     weights: np.ndarray
+    bias: float = 0.0
+
+    def __call__(self, values: np.ndarray) -> float:
+        """The score of one feature vector."""
+        return float(((values - self.mean) / self.scale) @ self.weights + self.bias)
+
+    def to_dict(self) -> dict[str, object]:
+        """The model as JSON-ready data (one entry per feature)."""
+        rows = zip(self.names, self.mean.tolist(), self.scale.tolist(), self.weights.tolist(), strict=True)
+        return {"bias": self.bias, "features": {n: {"mean": m, "scale": s, "weight": w} for n, m, s, w in rows}}
+
+    @classmethod
+    def from_dict(cls, names: tuple[str, ...], data: Mapping[str, object]) -> Linear:
+        """A model from ``to_dict``'s form; every one of ``names`` must be in it."""
+        entry = data["features"]
+        assert isinstance(entry, Mapping)
+        rows = [(entry[n]["mean"], entry[n]["scale"], entry[n]["weight"]) for n in names]
+        mean, scale, weights = (np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
+        bias = data.get("bias", 0.0)
+        return cls(names, mean, scale, weights, float(bias) if isinstance(bias, int | float) else 0.0)
+
+
+@dataclass(frozen=True)
+class LeadRanker:
+    """Ranks the candidates for the lead: the highest score leads."""
+
+    model: Linear
 
     def score(self, unit: Candidate, question: Question, idf: Mapping[str, float]) -> float:
         """How well ``unit`` answers ``question`` as the reply's first sentence."""
-        return float(((features(unit, question, idf) - self.mean) / self.scale) @ self.weights)
+        return self.model(features(unit, question, idf))
 
-    def to_json(self, **about: object) -> str:
-        """The weights file's text (``about``: how they were trained, kept alongside)."""
-        entry = {
-            name: {"mean": m, "scale": s, "weight": w}
-            for name, m, s, w in zip(
-                FEATURES, self.mean.tolist(), self.scale.tolist(), self.weights.tolist(), strict=True
-            )
-        }
-        return json.dumps({"about": about, "features": entry}, indent=2) + "\n"
 
-    @classmethod
-    def from_json(cls, text: str) -> LeadRanker:
-        """A ranker from a weights file's text (every feature must be in it)."""
-        entry = json.loads(text)["features"]
-        rows = [(entry[name]["mean"], entry[name]["scale"], entry[name]["weight"]) for name in FEATURES]
-        mean, scale, weights = (np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
-        return cls(mean, scale, weights)
+def weights_text(lead: Linear, **about: object) -> str:
+    """The weights file's text (``about``: how the model was trained, kept alongside)."""
+    return json.dumps({"about": about, "lead": lead.to_dict()}, indent=2) + "\n"
 
 
 @cache
 def default_ranker() -> LeadRanker:
-    """The shipped ranker (``lead_ranker.json``), read once."""
-    return LeadRanker.from_json(files("bot.stages.compose").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8"))
+    """The shipped ranker (``composer_weights.json``), read once."""
+    data = json.loads(files("bot.stages.compose").joinpath(WEIGHTS_FILE).read_text(encoding="utf-8"))
+    return LeadRanker(Linear.from_dict(FEATURES, data["lead"]))

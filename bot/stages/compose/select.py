@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.content.documents import Chunk, Sentence
-from bot.language.discourse import answers_kind, is_framing
+from bot.language.discourse import is_framing
 from bot.language.quantities import counted_thing, states_count
 from bot.language.questions import Asked, Kind, Unit, states_unit
 from bot.language.words import content_words
@@ -28,7 +28,7 @@ _LABEL = re.compile(r"^\s*[-*+]\s+\*\*(?P<label>[^*]+)\*\*\s*$")
 
 #: Words every question about this subject uses: they say nothing about what in particular is asked.
 GENERIC_WORDS = content_words(
-    "knee knees kneecap leg legs press pressing presses machine pain painful hurt hurts hurting ache aches aching "
+    "knee knees leg legs press pressing presses machine pain painful hurt hurts hurting ache aches aching "
     "sore day days after workout workouts gym training train lift lifting exercise exercises do doing get gets "
     "getting use using make makes making good bad really always sometimes thing things way time"
 )
@@ -56,8 +56,13 @@ class ComposeSettings:
     relative_relevance: float = 0.7
     #: Weight of the shared (IDF-weighted) words against the embedding similarity.
     lexical_weight: float = 0.3
-    #: A point must say at least this much (IDF-weighted share of its words) that is not said already.
-    point_novelty: float = 0.35
+    #: A point must say at least this much (IDF-weighted share of its words) that is not said already,
+    point_novelty: float = 0.4
+    #: hold this share of the member's own words of the question (IDF-weighted),
+    point_focus: float = 0.6
+    #: and be nearly as relevant as the lead. (Measured on the sets' ``relevant`` spans: looser rules let in
+    #: points about something else — "… press the weight" for "what weight should I use?".)
+    point_relevance: float = 0.85
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ def weighted_share(wanted: set[str], words: set[str] | frozenset[str], idf: Mapp
     return sum(idf.get(w, 0.0) for w in wanted & words) / total if total else 0.0
 
 
-def novelty(words: set[str] | frozenset[str], said: set[str], idf: Mapping[str, float]) -> float:
+def novelty(words: set[str] | frozenset[str], said: set[str] | frozenset[str], idf: Mapping[str, float]) -> float:
     """Share of a sentence's words (IDF-weighted, generic ones aside) that ``said`` does not contain."""
     own = set(words) - GENERIC_WORDS
     return 1.0 - weighted_share(own, said, idf) if own else 0.0
@@ -226,26 +231,6 @@ class Selection:
     related: tuple[Claim, ...] = ()
 
 
-def _on_the_question(
-    unit: Candidate, lead: Candidate, question: Question, focus: set[str], idf: Mapping[str, float]
-) -> bool:
-    """Whether a point is about what was asked: it names the question's subject.
-
-    Beyond the lead's own part of the article it must also answer in kind, or sit under a heading naming it.
-    """
-    if not focus:
-        return unit.chunk.section == lead.chunk.section
-    if weighted_share(focus, set(unit.words) | set(unit.context_words), idf or _ones(focus)) < _FOCUS_SHARE:
-        return False
-    same_place = unit.chunk.section == lead.chunk.section and unit.context_words == lead.context_words
-    return same_place or answers_kind(unit.text, question.asked.kind) or bool(focus & unit.context_words)
-
-
-#: A point names the question's subject if it holds this share of its focus words (a third: a member's word
-#: and the article's word for it are both in the focus, and one of them is enough).
-_FOCUS_SHARE = 0.34
-
-
 def _ones(words: set[str]) -> dict[str, float]:
     return dict.fromkeys(words, 1.0)
 
@@ -270,6 +255,43 @@ class ByRelevance:
         return unit.relevance
 
 
+@dataclass(frozen=True)
+class PointCandidate:
+    """A sentence that might follow the lead, seen with the lead and what the reply says so far."""
+
+    unit: Candidate
+    lead: Candidate
+    question: Question
+    #: The words the reply (and the question) already say.
+    said: frozenset[str]
+
+
+class PointJudge(Protocol):
+    """What decides whether a sentence adds an answer-relevant fact (``bot.stages.compose.ranking.PointModel``)."""
+
+    def keeps(self, point: PointCandidate, idf: Mapping[str, float]) -> bool:
+        """Whether the sentence belongs in the reply after the lead."""
+        ...
+
+
+class ByRules:
+    """Points that say something new, in the member's own terms, nearly as relevant as the lead."""
+
+    def __init__(self, settings: ComposeSettings) -> None:
+        self.settings = settings
+
+    def keeps(self, point: PointCandidate, idf: Mapping[str, float]) -> bool:
+        """New words, on what the member asked, and close to the lead's relevance."""
+        unit, lead, question = point.unit, point.lead, point.question
+        if novelty(unit.words, point.said, idf) < self.settings.point_novelty:
+            return False
+        if lead.relevance <= 0 or unit.relevance / lead.relevance < self.settings.point_relevance:
+            return False
+        focus = question.own_focus or question.focus
+        seen = set(unit.words) | set(unit.context_words)
+        return bool(focus) and weighted_share(focus, seen, idf or _ones(focus)) >= self.settings.point_focus
+
+
 def select(
     query_vector: np.ndarray,
     question: Question,
@@ -278,6 +300,7 @@ def select(
     *,
     limit: int | None = None,
     ranker: Ranker | None = None,
+    judge: PointJudge | None = None,
     own_vector: np.ndarray | None = None,
 ) -> Selection:
     """The lead (the sentence that answers) and the points that add an answer-relevant fact to it.
@@ -286,13 +309,17 @@ def select(
     all), and there may be none: a reply may be a single sentence.
     """
     ranker = ranker or ByRelevance()
+    judge = judge or ByRules(settings)
     units = [
         u for u in candidate_units(question, evidence, settings, query_vector, own_vector) if not _said(u, question)
     ]
-    saying = [u for u in units if not is_framing(u.text)] or units
-    if not saying:
+    if not units:
         return Selection()
-    ranked = sorted(saying, key=lambda u: -ranker.score(u, question, evidence.idf))
+    # Framing is one feature of the lead's score ("… plays a critical role in knee safety" can be the answer to
+    # "does my starting position matter?"), but never a point.
+    ranked = sorted(units, key=lambda u: -ranker.score(u, question, evidence.idf))
+    # A list read as one point is its lead-in's promise more than a fact: lists lead, or are an overview.
+    saying = [u for u in units if not is_framing(u.text) and not u.sentences[-1].is_list]
     lead = ranked[0]
     if question.asked.strict and not answers_number(lead, question):
         return Selection(unanswered="uncovered:number")  # a nearby number would read as the answer: none
@@ -300,16 +327,13 @@ def select(
     chosen = [lead]
     floor = max(settings.min_relevance, lead.relevance * settings.relative_relevance)
     said = set(question.own) | set(lead.words)
-    focus = question.focus
     for unit in sorted(saying, key=lambda u: -u.relevance):
         if len(chosen) >= wanted or unit.relevance < floor:
             break
         if unit is lead or any(unit.overlaps(c) for c in chosen):
             continue
-        if novelty(unit.words, said, evidence.idf) < settings.point_novelty:
-            continue  # says again what is said already
-        if not _on_the_question(unit, lead, question, focus, evidence.idf):
-            continue  # true, but not about what was asked
+        if not judge.keeps(PointCandidate(unit, lead, question, frozenset(said)), evidence.idf):
+            continue  # says again what is said already, or is true but not about what was asked
         chosen.append(unit)
         said |= unit.words
     rest = sorted(chosen[1:], key=lambda u: (u.passage_rank, u.start))

@@ -21,8 +21,10 @@ from bot.stages.compose.ranking import default_ranker
 from bot.stages.compose.replies import ArticleInfo, chat_reply, fixed_reply
 from bot.stages.compose.select import (
     GENERIC_WORDS,
+    ByRules,
     ComposeSettings,
     Evidence,
+    PointJudge,
     Question,
     Ranker,
     Selection,
@@ -55,11 +57,13 @@ class Compose:
         chunks_of: Callable[[AnswerState, str], list[Chunk]],
         embed: Callable[[str], np.ndarray],
         ranker: Ranker | None = None,
+        judge: PointJudge | None = None,
         word_cache_size: int = 8192,
     ) -> None:
-        """``ranker``: what chooses the lead (default: the shipped ``LeadRanker``)."""
+        """``ranker`` chooses the lead and ``judge`` the points (default: the shipped trained models)."""
         self.settings = settings
         self.ranker = ranker or default_ranker()
+        self.judge = judge or ByRules(settings)
         self.embed = embed
         self.synonyms = synonyms
         self.articles = articles
@@ -144,6 +148,7 @@ class Compose:
             self.settings,
             limit=limit,
             ranker=self.ranker,
+            judge=self.judge,
             own_vector=state.own_vector,
         )
 
