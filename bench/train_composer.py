@@ -45,7 +45,7 @@ def collect() -> tuple[list[Case], dict[str, int]]:
     from bot.settings import get_settings
     from bot.stages.compose.outline import outline
     from bot.stages.compose.ranking import features
-    from bot.stages.compose.select import Evidence, candidate_units
+    from bot.stages.compose.select import Evidence, candidate_units, lemmas
 
     engine = Engine.load()
     compose = next(stage for stage in engine.chain.stages if stage.name == "compose")
@@ -71,7 +71,7 @@ def collect() -> tuple[list[Case], dict[str, int]]:
             assert state.snapshot is not None
             passages = state.passages[: compose.settings.depth]
             words = compose._words(passages)
-            vocabulary = asked.words | {w for sentence in words.values() for w in sentence}
+            vocabulary = asked.words | {w for sentence in words.values() for w in lemmas(sentence)}
             evidence = Evidence(passages, state.sentence_vectors, words, state.snapshot.index.lexical.idf(vocabulary))
             units = candidate_units(asked, evidence, compose.settings, state.query_vector, state.own_vector)
             if not units:

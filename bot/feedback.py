@@ -48,6 +48,7 @@ EXPECT = {
     Status.out_of_scope: "refuse",
     Status.not_found: "not_found",
     Status.invalid: "invalid",
+    Status.chat: "chat",
 }
 MAX_COMMENT_CHARS = 2000
 

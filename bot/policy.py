@@ -46,6 +46,8 @@ NOT_COVERED = {
     "apart. A doctor or physical therapist can examine your knee and tell you what is going on.",
     "products": "The articles I answer from don't recommend products or brands, so I can't tell you which one to buy. "
     "A physical therapist or an experienced coach at your gym can help you choose.",
+    "population": "The articles I answer from give general advice, not advice for particular ages, pregnancy or "
+    "health conditions. A doctor or physical therapist can tell you what is safe for you.",
     "healing_time": "The articles I answer from don't say how long knee pain takes to heal — that depends on what is "
     "causing it. If it doesn't settle, a doctor or physical therapist can tell you what to expect.",
 }

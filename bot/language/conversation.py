@@ -27,7 +27,8 @@ class Intent(str, Enum):
 _PHRASES: tuple[tuple[Intent, str], ...] = (
     (
         Intent.sources,
-        r"who (wrote|writes|made|authored|is behind) (this|that|it|these|those|the (article|articles|info\w*|answers?))"
+        r"where('?s| is| was| are) (this|that|it|these|the (info\w*|answers?|advice|articles?))( info\w*)? (from|coming from)"
+        r"|who (wrote|writes|made|authored|is behind) (this|that|it|these|those|the (article|articles|info\w*|answers?))"
         r"|who('?s| is| was) the (author|writer)|(where|what) (does|did|do) (this|that|it|the (info\w*|answers?|advice)|you|your (info\w*|answers?)) (come|get it|get (this|that|your info\w*))( from)?"
         r"|what('?s| is| are) (your|the) sources?|(your|the) sources?|sources?|which (articles?|sites?|websites?)|what (articles?|sites?|websites?)( do you use| is this( from)?)?"
         r"|how do you know (this|that|all this)|is this (from )?(a|an) (article|website|site)|what is this based on|based on what",
@@ -44,7 +45,7 @@ _PHRASES: tuple[tuple[Intent, str], ...] = (
     ),
     (
         Intent.thanks,
-        r"thanks?( you)?( so much| a lot| very much| again)?|thx|ty|tysm|cheers|much appreciated|appreciate (it|that|you)|that('?s| is)? (helpful|great|perfect|useful)|that helps|very helpful|helpful|great|perfect|awesome|cool|nice|got it|makes sense|good to know",
+        r"thanks?( you| u| ya)?( so much| a lot| very much| again)?|thank u|thx|ty|tysm|cheers|much appreciated|appreciate (it|that|you)|that('?s| is)? (helpful|great|perfect|useful)|that helps|(that|it|this) helped|helped a lot|very helpful|helpful|great|perfect|awesome|cool|nice|got it|makes sense|good to know",
     ),
     (
         Intent.goodbye,

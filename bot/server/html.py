@@ -30,6 +30,8 @@ STATUS_CLASS = {
     Status.out_of_scope: "reply--out-of-scope",
     Status.not_found: "reply--not-found",
     Status.invalid: "reply--invalid",
+    # A greeting or a question about the bot reads as an ordinary reply.
+    Status.chat: "reply--chat",
 }
 
 

@@ -142,6 +142,12 @@ NOT_COVERED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"feel better|back to normal|back to (training|the gym|leg press\w*|lifting))\b|\bhealing time\b",
         ),
         (
+            "population",
+            r"\b(i'?m|i am|im) \d{2}\b.*\b(safe|ok|okay|fine|too old|good for me|bad for me)\b|\btoo old (for|to)\b|"
+            r"\b(safe|ok|okay|fine|good|bad) (for|at) (my age|seniors?|the elderly|older (people|adults|lifters)|kids|teens|"
+            r"teenagers|children|\d{2}( year olds?)?)\b|\b(while|when) (i'?m |i am )?pregnant\b|\bpregnan\w*\b",
+        ),
+        (
             "surgery",
             r"\b(surgery|surgeries|surgical|surgeon|operation|operate\w*|arthroscop\w*|reconstruction|"
             r"knee replacement|meniscectomy|scope)\b",

@@ -22,7 +22,7 @@ from bot.stages.compose.select import GENERIC_WORDS
 _COMPARISON = re.compile(
     r"\b(better|worse|safer|harder|easier|more effective|less effective|best|preferable|superior)\b.*\b(or|vs\.?|versus|than)\b"
     r"|\b(or|vs\.?|versus|than)\b.*\b(better|worse|safer|harder|easier|more effective|best)\b"
-    r"|\bcompared? (to|with)\b|\bdifference between\b|\bwhich is (better|worse|safer|best)\b",
+    r"|\bcompared? (to|with)\b|\bwhich is (better|worse|safer|best)\b|\b(vs\.?|versus)\b.*\bfor (my |the |bad |sore )?knees?\b",
     re.IGNORECASE,
 )
 _COMPARING = re.compile(r"\b(better|worse|safer|more|less|rather|instead|compared|versus|vs|than)\b", re.IGNORECASE)

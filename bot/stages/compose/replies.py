@@ -44,6 +44,8 @@ def chat_reply(intent: str, articles: Callable[[], list[ArticleInfo]]) -> Draft:
     """The short friendly reply to a conversational turn (its intent, as triage names it)."""
     if intent == Intent.sources.value:
         return Draft(intro=policy.sources_reply(articles()))
+    if intent == Intent.identity.value:  # who is behind what it quotes is part of who it is
+        return Draft(intro=f"{policy.IDENTITY} {policy.sources_reply(articles())}")
     if intent in {Intent.capabilities.value, Intent.more.value}:
         lead = policy.CAPABILITIES if intent == Intent.capabilities.value else policy.MORE_WITHOUT_CONTEXT
         return Draft(intro=f"{lead}\n\n{_examples()}")

@@ -176,12 +176,12 @@ def candidate_units(
                 continue
             text = chunk.sentence_text(sentence)
             span: tuple[Sentence, ...] = (sentence,)
-            words = set(evidence.words.get(key, set()))
+            words = lemmas(evidence.words.get(key, set()))
             previous = chunk.sentences[position - 1] if position else None
             if _ANAPHORIC_START.match(text) and previous is not None and previous.quotable and not previous.is_list:
                 # "This prevents overloading the joints." only makes sense after the sentence it points to.
                 span = (previous, sentence)
-                words |= evidence.words.get((chunk.chunk_id, position - 1), set())
+                words |= lemmas(evidence.words.get((chunk.chunk_id, position - 1), set()))
             overlap = weighted_share(question.words, words, evidence.idf)
             similarity = float(evidence.vectors[key] @ query_vector)
             relevance = similarity + settings.lexical_weight * overlap + 0.05 / (rank + 1)
@@ -229,6 +229,11 @@ class Selection:
     unanswered: str = ""
     #: The closest sentences the articles do have, for an honest "not covered, but related:" reply.
     related: tuple[Claim, ...] = ()
+
+
+def _holds_own_focus(unit: Candidate, question: Question, idf: Mapping[str, float]) -> bool:
+    seen = set(unit.words) | set(unit.context_words)
+    return weighted_share(question.own_focus, seen, idf or _ones(question.own_focus)) >= 0.5
 
 
 def _ones(words: set[str]) -> dict[str, float]:
@@ -318,6 +323,10 @@ def select(
     # Framing is one feature of the lead's score ("… plays a critical role in knee safety" can be the answer to
     # "does my starting position matter?"), but never a point.
     ranked = sorted(units, key=lambda u: -ranker.score(u, question, evidence.idf))
+    if question.follow_up and question.own_focus:
+        # "and rest?" after "how often?": the lead says what this turn asks about, if any sentence does.
+        own = [u for u in ranked if _holds_own_focus(u, question, evidence.idf)]
+        ranked = own + [u for u in ranked if u not in own]
     # A list read as one point is its lead-in's promise more than a fact: lists lead, or are an overview.
     saying = [u for u in units if not is_framing(u.text) and not u.sentences[-1].is_list]
     lead = ranked[0]

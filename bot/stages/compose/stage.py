@@ -122,10 +122,10 @@ class Compose:
         if more:  # "tell me more" wants what else there is, not the number already given
             kind = Asked(kind.kind)
         return Question(
-            words=content_words(query.search_text),
+            words=lemmas(content_words(query.search_text)),
             focus=lemmas(substantive_words(query.search_text)) - GENERIC_WORDS,
-            own_focus=lemmas(substantive_words(self.synonyms.expand(asked))) - GENERIC_WORDS,
-            own=substantive_words(asked),
+            own_focus=lemmas(substantive_words(asked)) - GENERIC_WORDS,
+            own=lemmas(substantive_words(asked)),
             asked=kind,
             text=asked,
             already_said=query.already_said,
@@ -139,7 +139,7 @@ class Compose:
         question = question or self.question(state.query)
         passages = state.passages[: self.settings.depth]
         words = self._words(passages)
-        vocabulary = question.words | {w for sentence in words.values() for w in sentence}
+        vocabulary = question.words | {w for sentence in words.values() for w in lemmas(sentence)}
         evidence = Evidence(passages, state.sentence_vectors, words, state.snapshot.index.lexical.idf(vocabulary))
         return select(
             state.query_vector,
@@ -162,7 +162,8 @@ class Compose:
         if question.asked.kind in _SILENT_KINDS and len(question.text.split()) <= _MAX_WORDS_FOR_SILENCE:
             lexical = state.snapshot.index.lexical
             unknown = unknown_words(question.text, lambda stem: bool(lexical.idf([stem])), self._covered)
-            if any(salience(question.text, word, self.embed) >= _SALIENT for word in unknown):
+            salient = [word for word in unknown if salience(question.text, word, self.embed) >= _SALIENT]
+            if salient and not _lead_covers_the_rest(question, selection, salient):
                 return "uncovered:silent"
         return ""
 
@@ -177,6 +178,18 @@ class Compose:
                 text = passage.chunk.sentence_text(sentence)
                 words[key] = self._sentence_words.get_or_compute(key, partial(content_words, text))
         return words
+
+
+def _lead_covers_the_rest(question: Question, selection: Selection, unknown: list[str]) -> bool:
+    """Whether the lead says what the rest of the question is about.
+
+    "Do I drive through my toes or my heels?" is answered by "Press through the heels … rather than the toes",
+    whatever "drive" means to the articles.
+    """
+    rest = question.own_focus - {stem for word in unknown for stem in content_words(word)}
+    if not rest or not selection.claims:
+        return False
+    return len(rest & content_words(selection.claims[0].text)) / len(rest) >= 0.5
 
 
 def _with_passages_of(
