@@ -87,6 +87,8 @@ def _known_or_typo(word: str, known: Callable[[str], bool]) -> bool:
     if not stems or known(stems[0]):
         return True
     for variant in _edits(word):
+        if variant in FUNCTION_WORDS:  # "wher", "shoud": a typo of a word such as "where" or "should"
+            return True
         variant_stems = analyze(variant)
         if not variant_stems or known(variant_stems[0]):  # no stem: a typo of a word such as "what" or "should"
             return True

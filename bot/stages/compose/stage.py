@@ -14,6 +14,7 @@ from bot.content.synonyms import Synonyms
 from bot.contract import Status
 from bot.language.conversation import Intent
 from bot.language.questions import Asked, Kind, asked_for
+from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import content_words
 from bot.stages.compose.coverage import compared_terms, makes_comparison, salience, unknown_words
 from bot.stages.compose.outline import outline
@@ -37,6 +38,7 @@ from bot.stages.triage import without_negated_symptoms
 
 #: Kinds of question whose words say what must be covered: an unknown word there is what the articles lack.
 _SILENT_KINDS = frozenset({Kind.stance, Kind.other, Kind.definition, Kind.number, Kind.instruction, Kind.place})
+_FUNCTION_STEMS = content_words(" ".join(sorted(FUNCTION_WORDS)))
 #: How much of the question's meaning a word the articles never use must carry to be what it is about.
 _SALIENT = 0.1
 #: A longer question may carry incidental words of the member's own ("at my crossfit box"): not judged by them.
@@ -124,7 +126,8 @@ class Compose:
         return Question(
             words=lemmas(content_words(query.search_text)),
             focus=lemmas(substantive_words(query.search_text)) - GENERIC_WORDS,
-            own_focus=lemmas(substantive_words(asked)) - GENERIC_WORDS,
+            # Comparatives count here ("and what if I put them higher?" is about "higher").
+            own_focus=lemmas(content_words(asked)) - GENERIC_WORDS - _FUNCTION_STEMS,
             own=lemmas(substantive_words(asked)),
             asked=kind,
             text=asked,
