@@ -38,7 +38,10 @@ ANSWER_CUES: dict[Kind, re.Pattern[str]] = {
         r"|(excessive|unnecessary|too much) (stress|strain|force|weight|pressure)|mistakes?|improper|weak\w*|imbalance\w*|overload\w*|overuse|strain on)\b"
     ),
     Kind.place: _rx(
-        r"\b(place|placing|position\w*|center|centre|high(er)?|low(er)?|apart|width|wide(r)?|stance|forward|outward|inward|toward|aligned?|flat|heels?|toes?|mid-?foot|platform)\b"
+        r"\b(place|placing|position\w*|center|centre|middle|apart|width|wide(r)?|narrow(er)?|high(er)?|low(er)?|stance|spot|edge|top|bottom)\b"
+    ),
+    Kind.direction: _rx(
+        r"\b(forward|outward|inward|toward|straight|point\w*|turn\w*|angle\w*|degrees?|aligned?|alignment|in line|track\w*|collapse)\b"
     ),
     Kind.instruction: _rx(
         r"^(keep|place|press|start|avoid|use|adjust|extend|lower|ensure|position|aim|incorporate|pay attention|try|always|do not|don('|’)?t|maintain|engage|strengthen|reduce|listen|consult|wear|warm|cool|set|push|bring|consider)\b"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 
 _HOW_MANY = re.compile(r"\bhow many\s+(\w+)", re.IGNORECASE)
 _COUNT_WORD = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|several)\b", re.I)
@@ -15,12 +16,19 @@ def counted_thing(question: str) -> str | None:
     return match.group(1).lower().rstrip("s") if match else None
 
 
+def _same_word(word: str, thing: str) -> bool:
+    """The same word, or a typo of it ("degress" for "degree")."""
+    return word == thing or (len(thing) >= 5 and SequenceMatcher(None, word, thing).ratio() >= 0.85)
+
+
 def states_count(text: str, thing: str) -> bool:
     """Whether ``text`` puts a number on ``thing`` (within three words of it; time units stand in for each other)."""
     words = re.findall(r"[\w%-]+", text.lower())
     targets = _TIME_UNITS if thing in _TIME_UNITS else {thing}
     for i, word in enumerate(words):
-        if word.rstrip("s") in targets and any(_COUNT_WORD.search(w) for w in words[max(0, i - 3) : i + 4]):
+        if any(_same_word(word.rstrip("s"), target) for target in targets) and any(
+            _COUNT_WORD.search(w) for w in words[max(0, i - 3) : i + 4]
+        ):
             return True
     return False
 

@@ -17,6 +17,7 @@ class Kind(str, Enum):
     cause = "cause"
     number = "number"
     place = "place"
+    direction = "direction"
     instruction = "instruction"
     stance = "stance"
     definition = "definition"
@@ -58,10 +59,17 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
         ),
     ),
     (
+        Kind.direction,
+        _rx(
+            r"\bwhich (way|direction)\b|\b(point|pointed|pointing|turn|turned|turning|angle|angled)\b|\b(in or out|out or in|straight or (out|in)|straight ahead)\b"
+            r"|\bcave in\b|\bcollaps\w*\b|\b(track|tracking)\b"
+        ),
+    ),
+    (
         Kind.place,
         _rx(
-            r"\bwhere\b|\bwhich way\b|\b(what|which) (position|direction|angle|stance|width|placement|spot)\b"
-            r"|\bhow (high|low|wide|far apart|close)\b|\b(high|low|wide|narrow)(er)? or (high|low|wide|narrow)(er)?\b|\bpoint(ed|ing)?\b"
+            r"\bwhere\b|\b(what|which) (position|stance|width|placement|spot)\b"
+            r"|\bhow (high|low|wide|far apart|close)\b|\b(high|low|wide|narrow)(er)? or (high|low|wide|narrow)(er)?\b"
         ),
     ),
     (
@@ -111,6 +119,13 @@ _UNITS: tuple[tuple[Unit, re.Pattern[str], re.Pattern[str]], ...] = (
         _rx(r"\b\d+(-\d+)?\s*(seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?)\b"),
     ),
     (
+        Unit.angle,
+        _rx(
+            r"\b(what|which) (angle|degree)\b|\bhow (deep|far|much) (should|do|can) (i|my knees?) (go|bend|lower)\b|\bdegrees?\b"
+        ),
+        _rx(r"\b\d+(-\d+)?\s*(-?\s*degrees?|°)"),
+    ),
+    (
         Unit.repetitions,
         _rx(r"\bhow many (reps|repetitions|sets|rounds)\b|\brep range\b|\bhow many\b"),
         _rx(r"\b\d+(-\d+)?\s*(reps|repetitions|sets)\b|\brep range of \d+"),
@@ -119,13 +134,6 @@ _UNITS: tuple[tuple[Unit, re.Pattern[str], re.Pattern[str]], ...] = (
         Unit.share,
         _rx(r"\bwhat (percent(age)?|%)\b|\bhow (much|heavy)\b.*\b(weight|load|1rm|max)\b|\bintensity\b"),
         _rx(r"\d+(-\d+)?\s*%|\bpercent\b|\b1rm\b"),
-    ),
-    (
-        Unit.angle,
-        _rx(
-            r"\b(what|which) (angle|degree)\b|\bhow (deep|far|much) (should|do|can) (i|my knees?) (go|bend|lower)\b|\bdegrees?\b"
-        ),
-        _rx(r"\b\d+(-\d+)?\s*(-?\s*degrees?|°)"),
     ),
 )
 

@@ -57,12 +57,12 @@ class ComposeSettings:
     #: Weight of the shared (IDF-weighted) words against the embedding similarity.
     lexical_weight: float = 0.3
     #: A point must say at least this much (IDF-weighted share of its words) that is not said already,
-    point_novelty: float = 0.4
+    point_novelty: float = 0.35
     #: hold this share of the member's own words of the question (IDF-weighted),
-    point_focus: float = 0.6
-    #: and be nearly as relevant as the lead. (Measured on the sets' ``relevant`` spans: looser rules let in
-    #: points about something else — "… press the weight" for "what weight should I use?".)
-    point_relevance: float = 0.85
+    point_focus: float = 0.2
+    #: and be this relevant relative to the lead. Chosen on the sets: stricter rules cut padding further (a
+    #: point holding none of a case's ``relevant`` spans) but drop key facts below core's floor of 0.9.
+    point_relevance: float = 0.7
 
 
 @dataclass(frozen=True)
