@@ -12,7 +12,9 @@ DOMAIN = re.compile(
     r"ankles?|foot|feet|toes?|heels?|squat\w*|lunge\w*|press\w*|sled|deadlift\w*|workouts?|training|train|gym|"
     r"exercis\w*|lift\w*|reps?|sets?|weights?|sore\w*|tendon\w*|tendin\w*|ligament\w*|cartilage|joints?|muscl\w*|"
     r"it ?band|itb|stretch\w*|warm[- ]?up|cool[- ]?down|recover\w*|brace|sleeves?|physio\w*|therap\w*|injur\w*|"
-    r"lockout|lock out|1rm|hypertrophy|form|posture|platform|leg day|meniscus|acl|mcl|pcl|valgus|femur|tibia)\b",
+    r"lockout|lock out|1rm|hypertrophy|form|posture|platform|leg day|meniscus|acl|mcl|pcl|valgus|femur|tibia|"
+    # what knees do when something is wrong: "it doesn't lock or give way, just aches" is about a knee
+    r"lock(s|ed|ing)?|giv(e|es|ing) way|gave way|buckl\w*|swell\w*|swollen|click(s|ed|ing)?|grind\w*|ach(e|es|ing|y))\b",
     re.IGNORECASE,
 )
 OFF_TOPIC = re.compile(

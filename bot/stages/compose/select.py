@@ -229,6 +229,8 @@ class Selection:
     unanswered: str = ""
     #: The closest sentences the articles do have, for an honest "not covered, but related:" reply.
     related: tuple[Claim, ...] = ()
+    #: The best few candidates for the lead, best first (where a related quote is looked for).
+    ranked: tuple[Claim, ...] = ()
 
 
 def _holds_own_focus(unit: Candidate, question: Question, idf: Mapping[str, float]) -> bool:
@@ -346,7 +348,7 @@ def select(
         chosen.append(unit)
         said |= unit.words
     rest = sorted(chosen[1:], key=lambda u: (u.passage_rank, u.start))
-    return Selection(claims=tuple(u.claim() for u in [lead, *rest]))
+    return Selection(claims=tuple(u.claim() for u in [lead, *rest]), ranked=tuple(u.claim() for u in ranked[:5]))
 
 
 def select_claims(

@@ -33,7 +33,7 @@ from bot.stages.compose.select import (
     select,
 )
 from bot.stages.query import substantive_words
-from bot.stages.state import AnswerState, Draft, Query, RankedPassage, SentenceKey
+from bot.stages.state import AnswerState, Claim, Draft, Query, RankedPassage, SentenceKey
 from bot.stages.triage import without_negated_symptoms
 
 #: Kinds of question whose words say what must be covered: an unknown word there is what the articles lack.
@@ -108,11 +108,22 @@ class Compose:
         if question.already_said and not selection.claims:
             unanswered = "nothing_more"
         if unanswered:
-            related = selection.related or selection.claims[:1]
+            related = selection.related or self._related(unanswered, question, selection)
             state.unanswered, state.facts, state.draft = unanswered, (), Draft(claims=related, related=True)
             return
         state.facts = selection.claims
         state.draft = Draft(claims=state.facts)
+
+    @staticmethod
+    def _related(unanswered: str, question: Question, selection: Selection) -> tuple[Claim, ...]:
+        """The closest thing the articles say: for a comparison, a sentence naming one of the things compared."""
+        if unanswered == "uncovered:comparison" and (terms := compared_terms(question.text)):
+            compared = set().union(*terms)
+            specific = compared - GENERIC_WORDS
+            naming = [c for c in selection.ranked if specific & content_words(c.text)]
+            if naming:  # the one that names the most of what is compared
+                return (max(naming, key=lambda c: len(compared & content_words(c.text))),)
+        return selection.claims[:1]
 
     def question(self, query: Query) -> Question:
         """What the composer needs to know of the question."""
@@ -120,7 +131,9 @@ class Compose:
         asked = without_negated_symptoms(query.standalone if more else query.asked)
         kind = asked_for(asked)
         if kind.kind is Kind.other and query.is_follow_up:
-            kind = asked_for(query.standalone)
+            # "and rest?" after "how often?": the kind of the question it continues, but not its number —
+            # the follow-up asks about something else.
+            kind = Asked(asked_for(query.standalone).kind)
         if more:  # "tell me more" wants what else there is, not the number already given
             kind = Asked(kind.kind)
         return Question(
