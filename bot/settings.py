@@ -21,7 +21,9 @@ _MIN_KEY_CHARS = 16
 class Settings(BaseSettings):
     """Engine configuration; every field can be set as ``BOT_<FIELD>`` (e.g. ``BOT_INDEX_DIR``)."""
 
-    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: an error must not echo a value, which may be a secret (BOT_API_KEYS); our own
+    # messages quote a value where that helps and it is not secret.
+    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Folder of Markdown articles.")
     index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the vector and lexical index live.")
