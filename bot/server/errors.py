@@ -70,9 +70,10 @@ class Refusal:
 
     def response(self, path: str | None = None) -> JSONResponse:
         """The API's reply: the body (in OpenAI's shape under ``/v1/``), the status and ``Retry-After``."""
-        body = self.openai_body() if is_openai_path(path) else self.body()
-        return JSONResponse(body.model_dump(exclude_none=True), status_code=self.status,
-                            headers={"Retry-After": str(self.retry_after)})  # fmt: skip
+        headers = {"Retry-After": str(self.retry_after)}
+        if is_openai_path(path):
+            return openai_response(self.status, self.openai_body(), headers)
+        return JSONResponse(self.body().model_dump(exclude_none=True), status_code=self.status, headers=headers)
 
     def openai_body(self) -> OpenAIErrorBody:
         """The body in OpenAI's shape (also the ``error`` event of a ``/v1`` stream)."""
