@@ -59,8 +59,9 @@ _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _DONE = b"data: [DONE]\n\n"
 _STREAM_DOC = {
     "content": {"text/event-stream": {}},
-    "description": "`stream: false`: the completion. `stream: true`: `chat.completion.chunk` events, then "
-    "`data: [DONE]`.",
+    "description": "`stream: false`: the completion. `stream: true`: `chat.completion.chunk` events (`data: {...}`, "
+    "the fields of `ChatCompletion` with `delta` for `message`; `coach` on the chunk whose `finish_reason` is "
+    "`stop`), then `data: [DONE]`.",
 }
 
 
