@@ -8,8 +8,8 @@ raised as ``StoreUnavailable``; and the answer recorded (metrics, the request's 
 is told, on the API and on the page alike, is ``errors.refusal``.
 
 The OpenAI-compatible API (``/v1``) adds who a keyed client is: with ``BOT_API_KEYS`` set it must carry one
-of the keys (``api_key``), and it is limited per key, and per end user when the request names one, rather
-than per address (``admit_keyed``).
+of the keys (``api_key``), and it is limited per key, and per end user when the request names one (or Open
+WebUI's user header does), rather than per address (``admit_keyed``).
 """
 
 from __future__ import annotations
@@ -121,12 +121,21 @@ async def api_key(request: Request, services: Services = Depends(get_services)) 
     return found
 
 
-def admit_keyed(services: Services, request: Request, *, key: str | None, user: str | None) -> Loaded:
-    """``admit`` for the OpenAI-compatible API: a keyed client counts per key (and ``user``), others per address.
+#: The end user a chat front-end names in a header (Open WebUI's, with ENABLE_FORWARD_USER_INFO_HEADERS).
+_FORWARDED_USER = "x-openwebui-user-id"
 
-    ``user`` names an end user only under a key: without one, anybody could pick a fresh name per request.
+
+def admit_keyed(services: Services, request: Request, *, key: str | None, user: str | None) -> Loaded:
+    """``admit`` for the OpenAI-compatible API: a keyed client counts per key and end user, others per address.
+
+    The end user is the request's ``user``, or else the one Open WebUI names in ``X-OpenWebUI-User-Id``; it
+    counts only under a key: without one, anybody could pick a fresh name per request.
     """
-    client = client_address(request) if key is None else f"key:{key}" + (f"/user:{user}" if user else "")
+    if key is None:
+        client = client_address(request)
+    else:
+        user = user or request.headers.get(_FORWARDED_USER, "")[:256]
+        client = f"key:{key}" + (f"/user:{user}" if user else "")
     return admit(services, client, embedding_site(request.scope))
 
 

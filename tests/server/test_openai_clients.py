@@ -80,9 +80,19 @@ def test_under_a_key_each_end_user_named_in_user_has_a_limit_of_their_own(serve)
     assert codes == [200, 200, 429, 200]  # the key without a user is one more client
 
 
-def test_without_keys_user_does_not_split_an_addresss_limit(serve) -> None:
+def test_under_a_key_open_webuis_user_header_names_the_end_user_too(serve) -> None:
+    def ask(served: Served, user: str) -> int:
+        headers = {**bearer(KEY), "X-OpenWebUI-User-Id": user}
+        return served.client.post(COMPLETIONS, json=openai_request(QUESTION), headers=headers).status_code
+
+    with serve(api_keys=keys(KEY), rate_limit="1/minute") as served:
+        assert [ask(served, "u-1"), ask(served, "u-2"), ask(served, "u-1")] == [200, 200, 429]
+
+
+def test_without_keys_no_user_name_splits_an_addresss_limit(serve) -> None:
     with serve(rate_limit="1/minute") as served:
-        codes = [served.client.post(COMPLETIONS, json=openai_request(QUESTION, user=name)).status_code
+        codes = [served.client.post(COMPLETIONS, json=openai_request(QUESTION, user=name),
+                                    headers={"X-OpenWebUI-User-Id": name}).status_code
                  for name in ("member-1", "member-2")]  # fmt: skip
     assert codes == [200, 429]  # anyone could name a fresh user per request
 
