@@ -102,17 +102,17 @@ async def chat_completions(
     """
     _check_model(body.model)
     question, history = body.conversation()
-    reply = _Reply.start(services, body.messages)
     canned = housekeeping_reply(question)
     if canned is not None:  # before admitting: counted against no limit, and needs no answer slot
         fields = request_fields()
         if fields is not None:
             fields.update(answer_status="housekeeping")
-        coach = Coach(status="housekeeping", disclaimer=policy.DISCLAIMER)
+        reply, coach = _Reply.start(services, body.messages), Coach(status="housekeeping", disclaimer=policy.DISCLAIMER)
         if body.stream:
             return _streaming(_canned_events(reply, canned, coach, include_usage=body.include_usage))
         return _json(reply.completion(canned, coach))
     loaded = answering.admit_keyed(services, request, key=key, user=body.user)
+    reply = _Reply.start(services, body.messages)  # once admitted: a refused request costs no counting
     if body.stream:
         return _streaming(_events(services, loaded, question, history, reply, include_usage=body.include_usage))
     answer = await answering.answer(services, loaded, question, history)
