@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -228,3 +229,18 @@ def test_the_openai_sdk_raises_authentication_and_rate_limit_errors(serve) -> No
         with pytest.raises(openai.RateLimitError) as limited:
             client.chat.completions.create(model=policy.MODEL_ID, messages=[{"role": "user", "content": QUESTION}])
     assert int(limited.value.response.headers["retry-after"]) >= 1
+
+
+def test_the_openai_sdk_raises_a_failure_mid_stream_as_an_api_error(serve) -> None:
+    import openai
+
+    from tests.server.conftest import closed_port_url
+
+    with serve(chroma_url=closed_port_url()) as served:
+        served.engine.fail = httpx.ConnectError("connection refused")  # the store, lost once streaming
+        stream = sdk(served).chat.completions.create(model=policy.MODEL_ID, stream=True,
+                                                     messages=[{"role": "user", "content": QUESTION}])  # fmt: skip
+        with pytest.raises(openai.APIError) as failed:
+            list(stream)
+    assert failed.value.message == policy.STORE_UNAVAILABLE
+    assert isinstance(failed.value.body, dict) and failed.value.body["disclaimer"] == policy.DISCLAIMER
