@@ -204,6 +204,8 @@ def model_not_found(model: str) -> str:
 
 def text_parts_only(kind: str) -> str:
     """The reply to message content the coach can't read (an image, audio or a file)."""
+    if kind == "text":
+        return 'Every {"type": "text"} part of a message needs its "text", a string.'
     return (
         'The coach reads text only: content must be a string or a list of {"type": "text", "text": "..."} '
         f"parts, not {kind!r}."

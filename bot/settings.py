@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Bearer tokens a client of /v1 must send, comma-separated, each at least 16 characters; "
-        "a keyed client is limited per key (and per end user named in `user`). Empty: no key, limits per address.",
+        "a keyed client is limited per key (and per end user it names). Empty: no key needed, limits per address.",
     )
 
     @field_validator("cors_origins", mode="before")

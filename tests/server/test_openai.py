@@ -196,6 +196,7 @@ IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw
         ([{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}],
          "messages.0.content", "'input_audio'"),
         ([{"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]}], "messages.0.content", "'file'"),
+        ([{"role": "user", "content": [{"type": "text", "text": None}]}], "messages.0.content", "needs its"),
         ([TEXT, {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}, {"role": "tool", "content": "x"},
           TEXT], "messages.1.tool_calls", "no tool"),  # a tool call and its result
         ([{"role": "tool", "content": "42", "tool_call_id": "1"}, TEXT], "messages.0.role", "no tool"),
