@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from bot import policy
@@ -299,3 +301,56 @@ def test_the_api_documents_the_openai_routes(served: Served) -> None:
     schemas = served.client.get("/openapi.json").json()["components"]["schemas"]
     assert {"status", "citations", "passages", "disclaimer"} <= schemas["Coach"]["properties"].keys()
     assert "coach" in schemas["ChatCompletion"]["properties"]
+
+
+# -- never a 500 -------------------------------------------------------------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+_PARTS = st.lists(st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "refusal", "x"])},
+                                        optional={"text": _JSON, "refusal": _JSON}), max_size=3)  # fmt: skip
+_MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "developer", "user", "assistant", "user", "assistant", "tool", "coach"])},
+    optional={
+        "content": st.text(max_size=20) | st.text(max_size=20) | _PARTS | _JSON,
+        "tool_calls": st.none() | _JSON,
+        "name": _JSON,
+    },
+)
+#: Turns, most of them ending with a question.
+_CONVERSATION = st.builds(
+    lambda earlier, question: earlier + question,
+    st.lists(_MESSAGE, max_size=2),
+    st.lists(st.builds(lambda text: {"role": "user", "content": text}, st.text(max_size=30)), min_size=1, max_size=1)
+    | st.just([]),
+)
+_PARAMETERS = ["n", "tools", "tool_choice", "functions", "function_call", "response_format", "logprobs",
+               "top_logprobs", "modalities", "audio", "temperature", "max_tokens", "stop", "seed", "user",
+               "stream_options", "logit_bias", "metadata"]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.one_of(st.just(policy.MODEL_ID), st.just(policy.MODEL_ID), st.just("gpt-4o"), _JSON),
+    messages=st.one_of(_CONVERSATION, _CONVERSATION, _CONVERSATION, _JSON),
+    more=st.one_of(st.just({}), st.dictionaries(st.sampled_from(_PARAMETERS), _JSON, max_size=2)),
+    stream=st.booleans(),
+)
+def test_whatever_a_client_sends_the_reply_is_an_answer_or_an_openai_error_never_a_500(
+    served: Served, model, messages, more, stream: bool
+) -> None:
+    response = served.client.post(COMPLETIONS, json={"model": model, "messages": messages, **more, "stream": stream})
+    assert response.status_code in (200, 400, 404), response.text
+    if response.status_code != 200:
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    elif stream:
+        assert openai_events(response.text)[-1] == "[DONE]" and "error" not in response.text
+    else:
+        assert response.json()["choices"][0]["message"]["content"].endswith(policy.DISCLAIMER)
