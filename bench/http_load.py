@@ -1,4 +1,5 @@
-"""Load on ``POST /api/chat``: throughput, latency, errors and server memory, with N concurrent clients.
+"""Load on ``POST /api/chat`` (or the OpenAI-compatible ``POST /v1/chat/completions``): throughput, latency, errors
+and server memory, with N concurrent clients.
 
 Starts the real server (``python app.py``) on a free loopback port with the index in ``BOT_INDEX_DIR``,
 measures start to ready (``/api/health`` OK), then sends ``--requests`` questions from ``--clients``
@@ -6,6 +7,10 @@ concurrent clients (closed loop: each client sends its next question when the la
 early at ``--max-seconds``. Questions cycle through the eval sets, as a gym's members repeat the common ones;
 ``--unique`` makes every question distinct (no query-vector cache hits) to show the cold cost too.
 Rate limits are lifted for the run. Loopback only. Run: ``python -m bench.http_load``.
+
+``--route openai`` loads ``/v1/chat/completions`` instead; ``--route both`` loads both in the same run, in
+``--rounds`` alternating segments (api, openai, openai, api, …, so that the machine's drift falls on both
+alike), ``--requests`` each, and prints the chat-completions route's throughput as a share of ``/api/chat``'s.
 """
 
 from __future__ import annotations
@@ -29,6 +34,23 @@ from bench.common import SETS, percentile, summary, write_result
 from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _openai_text(body: dict[str, Any]) -> str | None:
+    choices = body.get("choices") or [{}]
+    text: str | None = choices[0].get("message", {}).get("content")
+    return text
+
+
+#: What a run can load, by name: the path, the request body for a question, and the answer text in a reply.
+ROUTES: dict[str, tuple[str, Callable[[str], dict[str, Any]], Callable[[dict[str, Any]], str | None]]] = {
+    "api": ("/api/chat", lambda q: {"message": q, "history": []}, lambda body: body.get("answer")),
+    "openai": (
+        "/v1/chat/completions",
+        lambda q: {"model": "knee-coach", "messages": [{"role": "user", "content": q}]},
+        _openai_text,
+    ),
+}
 
 
 def questions() -> list[str]:
@@ -76,12 +98,13 @@ def start_server(port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes
 
 
 async def load(url: str, pool: list[str], *, clients: int, total: int, max_seconds: float, unique: bool,
-               memory: Callable[[], dict[str, float]], every: int) -> dict[str, Any]:  # fmt: skip
-    """Send ``total`` questions from ``clients`` closed-loop clients (stopping at ``max_seconds``).
+               memory: Callable[[], dict[str, float]], every: int, route: str = "api") -> dict[str, Any]:  # fmt: skip
+    """Send ``total`` questions to ``route`` from ``clients`` closed-loop clients (stopping at ``max_seconds``).
 
     Returns the latencies (ms), errors by status or exception, the seconds taken, and ``memory()``
     sampled at the start, every ``every`` requests and at the end.
     """
+    path, request_body, answer_text = ROUTES[route]
     latencies: list[float] = []
     errors: dict[str, int] = {}
     samples = [{"requests": 0, **memory()}]
@@ -96,9 +119,9 @@ async def load(url: str, pool: list[str], *, clients: int, total: int, max_secon
             question = pool[n % len(pool)] + (f" (ask {n})" if unique else "")
             began = time.perf_counter()
             try:
-                async with http.post(f"{url}/api/chat", json={"message": question, "history": []}) as response:
+                async with http.post(f"{url}{path}", json=request_body(question)) as response:
                     body = await response.json(content_type=None)
-                    if response.status != 200 or not body.get("answer"):
+                    if response.status != 200 or not answer_text(body):
                         errors[str(response.status)] = errors.get(str(response.status), 0) + 1
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
                 errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
@@ -118,16 +141,76 @@ async def load(url: str, pool: list[str], *, clients: int, total: int, max_secon
     return {"latencies": latencies, "errors": errors, "seconds": elapsed, "memory": samples}
 
 
+def measure(url: str, pool: list[str], args: argparse.Namespace, server: subprocess.Popen[bytes], *, route: str,
+            total: int) -> dict[str, Any]:  # fmt: skip
+    """One segment of load on ``route``, with the server's and this process's CPU time spent on it."""
+
+    def memory() -> dict[str, float]:
+        return {"server": rss_mb(server.pid)}
+
+    server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+    run = asyncio.run(load(url, pool, clients=args.clients, total=total, max_seconds=args.max_seconds,
+                           unique=args.unique, memory=memory, every=1000, route=route))  # fmt: skip
+    run["server_cpu"], run["client_cpu"] = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+    return run
+
+
+def summarise(segments: list[dict[str, Any]], clients: int) -> dict[str, Any]:
+    """One route's figures over its segments."""
+    latencies = [ms for segment in segments for ms in segment["latencies"]]
+    errors: dict[str, int] = {}
+    for segment in segments:
+        for kind, count in segment["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    elapsed = sum(segment["seconds"] for segment in segments)
+    server_cpu = sum(segment["server_cpu"] for segment in segments)
+    client_cpu = sum(segment["client_cpu"] for segment in segments)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "seconds": round(elapsed, 2),
+        "answers_per_s": round(len(latencies) / elapsed, 1),
+        "segments_answers_per_s": [round(len(segment["latencies"]) / segment["seconds"], 1) for segment in segments],
+        "latency": summary(latencies) | {"p99_ms": round(percentile(latencies, 99), 3)},
+        "errors": errors,
+        "rss_mb": [(sample["requests"], sample["server"]) for segment in segments for sample in segment["memory"]],
+        "server_cpu_ms_per_answer": round(server_cpu / max(1, len(latencies)) * 1000, 2),
+        "server_cpu_utilisation": round(server_cpu / elapsed, 2),
+        "client_cpu_ms_per_request": round(client_cpu / max(1, len(latencies)) * 1000, 2),
+    }
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    lat = figures["latency"]
+    print(f"{name}: {figures['requests']} requests, {figures['clients']} clients, {figures['seconds']:.1f} s: "
+          f"{figures['answers_per_s']} answers/s, "
+          f"p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+          f"errors {sum(figures['errors'].values())} {figures['errors'] or ''}")  # fmt: skip
+    print(
+        f"  server CPU {figures['server_cpu_ms_per_answer']} ms/answer (using {figures['server_cpu_utilisation']} "
+        f"cores), client CPU {figures['client_cpu_ms_per_request']} ms/request; answers/s by segment "
+        f"{figures['segments_answers_per_s']}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--max-seconds", type=float, default=300, help="stop sending after this long")
-    parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (not counted)")
+    parser.add_argument("--requests", type=int, default=5000, help="per route")
+    parser.add_argument("--max-seconds", type=float, default=300, help="stop sending after this long (per segment)")
+    parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (not counted), per route")
     parser.add_argument("--unique", action="store_true", help="make every question distinct (cold embeddings)")
+    parser.add_argument("--route", choices=[*ROUTES, "both"], default="api",
+                        help="api: /api/chat; openai: /v1/chat/completions; both: alternating, compared")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=4, help="with --route both: segments per route")
     args = parser.parse_args()
 
+    routes = list(ROUTES) if args.route == "both" else [args.route]
+    rounds = args.rounds if args.route == "both" else 1
+    # api, openai, openai, api, …: each route runs as often first as second, early and late in the run
+    order = [name for i in range(rounds) for name in (routes if i % 2 == 0 else routes[::-1])]
     pool = questions()
+    segments: dict[str, list[dict[str, Any]]] = {name: [] for name in routes}
     with tempfile.TemporaryDirectory() as data_dir:
         port = free_port()
         limits_lifted = {"BOT_RATE_LIMIT": "1000000/minute", "BOT_DAILY_CAP_PER_ORIGIN": "0"}
@@ -136,51 +219,40 @@ def main() -> None:
         try:
             print(f"server ready in {ready_s:.2f} s (start to /api/health OK), chat page in {page_s:.2f} s; "
                   "warming up…", flush=True)  # fmt: skip
-
-            def memory() -> dict[str, float]:
-                return {"server": rss_mb(server.pid)}
-
-            asyncio.run(load(url, pool, clients=args.clients, total=args.warmup, max_seconds=60, unique=args.unique,
-                             memory=memory, every=1000))  # fmt: skip
-            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
-            run = asyncio.run(load(url, pool, clients=args.clients, total=args.requests, max_seconds=args.max_seconds,
-                                   unique=args.unique, memory=memory, every=1000))  # fmt: skip
-            server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+            for name in routes:
+                measure(url, pool, args, server, route=name, total=args.warmup)
+            for name in order:
+                share = args.requests // rounds + (1 if len(segments[name]) < args.requests % rounds else 0)
+                segments[name].append(measure(url, pool, args, server, route=name, total=share))
         finally:
             server.terminate()
             server.wait(timeout=30)
 
-    latencies, errors, elapsed = run["latencies"], run["errors"], run["seconds"]
-    rss = [(sample["requests"], sample["server"]) for sample in run["memory"]]
-    result = {
-        "clients": args.clients,
-        "requests": len(latencies),
+    figures = {name: summarise(runs, args.clients) for name, runs in segments.items()}
+    common = {
         "unique_questions": args.unique,
         "question_pool": len(pool),
-        "seconds": round(elapsed, 2),
-        "answers_per_s": round(len(latencies) / elapsed, 1),
-        "latency": summary(latencies) | {"p99_ms": round(percentile(latencies, 99), 3)},
-        "errors": errors,
-        "rss_mb": rss,
-        "server_cpu_ms_per_answer": round(server_cpu / max(1, len(latencies)) * 1000, 2),
-        "server_cpu_utilisation": round(server_cpu / elapsed, 2),
-        "client_cpu_ms_per_request": round(client_cpu / max(1, len(latencies)) * 1000, 2),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "start_to_ready_s": round(ready_s, 2),
         "start_to_page_s": round(page_s, 2),
         "cpus": os.cpu_count(),
     }
-    path = write_result("http_load" + ("_unique" if args.unique else ""), result)
-    lat = result["latency"]
-    print(f"{result['requests']} requests, {args.clients} clients, {elapsed:.1f} s: "
-          f"{result['answers_per_s']} answers/s, "
-          f"p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
-          f"errors {sum(errors.values())} {errors or ''}")  # fmt: skip
-    print(
-        f"server CPU {result['server_cpu_ms_per_answer']} ms/answer (using {result['server_cpu_utilisation']} cores), "
-        f"client CPU {result['client_cpu_ms_per_request']} ms/request, load average {result['load_average_1m']}"
-    )
-    print(f"server RSS (MB) by requests done: {rss}; start to ready {ready_s:.2f} s  → {path}")
+    if args.route == "both":
+        ratio = figures["openai"]["answers_per_s"] / figures["api"]["answers_per_s"]
+        result = {"routes": figures, "rounds": rounds, "openai_vs_api_throughput": round(ratio, 3), **common}
+        name = "http_load_both"
+    else:
+        result = {"route": args.route, **figures[args.route], **common}
+        name = "http_load" + ("" if args.route == "api" else f"_{args.route}")
+    path = write_result(name + ("_unique" if args.unique else ""), result)
+    for route_name, route_figures in figures.items():
+        report(f"{ROUTES[route_name][0]}", route_figures)
+    if args.route == "both":
+        print(f"/v1/chat/completions throughput = {result['openai_vs_api_throughput']:.3f} × /api/chat's "
+              f"({rounds} alternating segments of each)")  # fmt: skip
+    rss = [sample for route_figures in figures.values() for sample in route_figures["rss_mb"]]
+    print(f"server RSS (MB) by requests done: {rss}; start to ready {ready_s:.2f} s, load average "
+          f"{result['load_average_1m']}  → {path}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -215,3 +215,65 @@ def comment_prompt(thanks: str, answer_number: int) -> str:
 def rating_saved(answer_number: int) -> str:
     """The note after a rating of answer ``answer_number`` (from 1) was stored."""
     return f"Your rating of answer {answer_number} was saved."
+
+
+# -- the OpenAI-compatible API (/v1) -------------------------------------------------------------
+
+#: The one model ``GET /v1/models`` lists, which clients name in ``model``.
+MODEL_ID = "knee-coach"
+MODEL_OWNER = "knee-pain-coach"
+INVALID_API_KEY = (
+    "This server needs an API key: send one of its BOT_API_KEYS as 'Authorization: Bearer <key>' "
+    "(the openai SDK's api_key)."
+)
+LAST_MESSAGE_NOT_A_QUESTION = (
+    "The conversation must end with the user's question: the last message that isn't a system or developer "
+    'message must have role "user".'
+)
+# Parameters the coach cannot honour are refused (a 400), never silently ignored.
+ONE_ANSWER_ONLY = "The coach gives one answer per question: n must be 1 (or left out)."
+NO_TOOLS = "The coach answers from its articles and calls no tools: leave out tools and functions."
+NO_TOOL_MESSAGES = "The coach calls no tools, so it takes no tool calls or results: roles are system, user, assistant."
+PLAIN_TEXT_ONLY = 'The coach writes text with [n] citations: response_format must be {"type": "text"} (or left out).'
+NO_AUDIO = 'The coach writes text only: leave out audio, and modalities other than ["text"].'
+NO_LOGPROBS = "The coach quotes its articles and has no token probabilities: leave out logprobs and top_logprobs."
+
+#: Chat front-ends' housekeeping requests (Open WebUI's task prompts), by the JSON key their prompt asks for:
+#: a short neutral reply in the form asked, not an answer (no articles are read and no limit is counted).
+HOUSEKEEPING_REPLIES = {
+    "follow_ups": '{"follow_ups": []}',
+    "queries": '{"queries": []}',
+    "tags": '{"tags": ["Health", "Fitness"]}',
+    "title": '{"title": "Knee-pain question"}',
+    "text": '{"text": ""}',
+}
+
+
+def model_not_found(model: str) -> str:
+    """The reply to a request naming a model this server doesn't serve."""
+    return f"The model {model!r} does not exist here: use {MODEL_ID!r} (GET /v1/models lists it)."
+
+
+def text_parts_only(kind: str) -> str:
+    """The reply to message content the coach can't read (an image, audio or a file)."""
+    if kind == "text":
+        return 'Every {"type": "text"} part of a message needs its "text", a string.'
+    return (
+        'The coach reads text only: content must be a string or a list of {"type": "text", "text": "..."} '
+        f"parts, not {kind!r}."
+    )
+
+
+def invalid_parameter(where: str, problem: str) -> str:
+    """The reply to a parameter that isn't of the expected form."""
+    return f"Invalid value for '{where}': {problem}."
+
+
+def missing_parameter(where: str) -> str:
+    """The reply to a request without a parameter it must have."""
+    return f"Missing required parameter: '{where}'."
+
+
+def unreadable_json(problem: str) -> str:
+    """The reply to a body that isn't JSON."""
+    return f"The request body isn't valid JSON ({problem})."

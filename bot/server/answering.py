@@ -6,6 +6,10 @@ reachable (``NotReady`` / ``StoreUnavailable``); one of the ``BOT_WORKER_THREADS
 turn when all are busy (a stream holds its slot until its answer is complete); a store lost on the way
 raised as ``StoreUnavailable``; and the answer recorded (metrics, the request's log line). How each refusal
 is told, on the API and on the page alike, is ``errors.refusal``.
+
+The OpenAI-compatible API (``/v1``) adds who a keyed client is: with ``BOT_API_KEYS`` set it must carry one
+of the keys (``api_key``), and it is limited per key, and per end user when the request names one (or Open
+WebUI's user header does), rather than per address (``admit_keyed``).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from typing import Any
 import anyio
 from fastapi import Depends, Request
 
+from bot import policy
 from bot.contract import Answer
 from bot.feedback import Feedback
 from bot.observability import request_fields
 from bot.server import metrics
-from bot.server.errors import FeedbackUnavailable, StoreUnavailable
+from bot.server.errors import ClientProblem, FeedbackUnavailable, StoreUnavailable
 from bot.server.middleware import embedding_site
 from bot.server.services import Loaded, Services, get_services
 
@@ -98,6 +103,40 @@ def record(services: Services, answer: Answer) -> None:
     fields = request_fields()
     if fields is not None:
         fields.update(answer_status=answer.status.value, reason=answer.reason, timings_ms=answer.timings_ms)
+
+
+# -- keyed clients: the OpenAI-compatible API (BOT_API_KEYS) ---------------------------------------
+
+
+async def api_key(request: Request, services: Services = Depends(get_services)) -> str | None:  # noqa: B008
+    """The id of the API key the request carries (a FastAPI dependency); ``None`` when no keys are configured.
+
+    With ``BOT_API_KEYS`` set, a request without one of the keys is refused (401) before anything else.
+    """
+    if not services.api_keys.required:
+        return None
+    found = services.api_keys.match(request.headers.get("authorization"))
+    if found is None:
+        raise ClientProblem(401, "invalid_api_key", policy.INVALID_API_KEY, headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+#: The end user a chat front-end names in a header (Open WebUI's, with ENABLE_FORWARD_USER_INFO_HEADERS).
+_FORWARDED_USER = "x-openwebui-user-id"
+
+
+def admit_keyed(services: Services, request: Request, *, key: str | None, user: str | None) -> Loaded:
+    """``admit`` for the OpenAI-compatible API: a keyed client counts per key and end user, others per address.
+
+    The end user is the request's ``user``, or else the one Open WebUI names in ``X-OpenWebUI-User-Id``; it
+    counts only under a key: without one, anybody could pick a fresh name per request.
+    """
+    if key is None:
+        client = client_address(request)
+    else:
+        user = user or request.headers.get(_FORWARDED_USER, "")[:256]
+        client = f"key:{key}" + (f"/user:{user}" if user else "")
+    return admit(services, client, embedding_site(request.scope))
 
 
 # -- ratings ----------------------------------------------------------------------------------------

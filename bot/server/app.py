@@ -26,7 +26,7 @@ from bot.observability import configure_logging
 from bot.server import errors, metrics
 from bot.server.middleware import WIDGET_PATH, BodyLimit, OriginPolicy, RequestContext
 from bot.server.placeholder import PageSlot
-from bot.server.routes import chat, feedback, service
+from bot.server.routes import chat, feedback, openai, service
 from bot.server.services import AnswerEngine, Services
 from bot.settings import Settings, get_settings
 from bot.version import __version__
@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None, *, engine: AnswerEngine | None 
     app.add_middleware(RequestContext)  # outermost: refusals get an id and are counted too
     for router in (service.router, chat.router, feedback.router, service.fallback, service.widget):
         app.include_router(router)
+    app.include_router(openai.router)  # the OpenAI-compatible API (/v1), then its JSON 404s
+    app.include_router(openai.fallback)
     if services.page_slot is not None:
         app.mount("/", services.page_slot)  # after every other route, which keep precedence
     return app

@@ -2,7 +2,9 @@
 
 A refusal (rate limited, still starting, store unreachable, rating not stored) has one ``Refusal``: the API
 turns it into a JSON error with its status and ``Retry-After``, the chat page shows the same message as a
-notice. Anything else is a plain-words 500 that names nothing internal.
+notice. Anything else is a plain-words 500 that names nothing internal. Under ``/v1/`` (the OpenAI-compatible
+API) the same failures are told in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: the path
+decides, here and nowhere else (``json_error(path=...)``, ``Refusal.response(path)``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import policy
+from bot.server.openai_schemas import REFUSAL_CODES, OpenAIError, OpenAIErrorBody
 from bot.server.ratelimit import RateLimited
 from bot.server.schemas import ApiError
 
@@ -65,10 +68,16 @@ class Refusal:
         disclaimer = policy.DISCLAIMER if self.disclaimer else None
         return ApiError(error=self.code, message=self.message, disclaimer=disclaimer)
 
-    def response(self) -> JSONResponse:
-        """The API's reply: the body, the status and ``Retry-After``."""
-        return JSONResponse(self.body().model_dump(exclude_none=True), status_code=self.status,
-                            headers={"Retry-After": str(self.retry_after)})  # fmt: skip
+    def response(self, path: str | None = None) -> JSONResponse:
+        """The API's reply: the body (in OpenAI's shape under ``/v1/``), the status and ``Retry-After``."""
+        headers = {"Retry-After": str(self.retry_after)}
+        if is_openai_path(path):
+            return openai_response(self.status, self.openai_body(), headers)
+        return JSONResponse(self.body().model_dump(exclude_none=True), status_code=self.status, headers=headers)
+
+    def openai_body(self) -> OpenAIErrorBody:
+        """The body in OpenAI's shape (also the ``error`` event of a ``/v1`` stream)."""
+        return openai_error(self.status, self.code, self.message, disclaimer=self.body().disclaimer)
 
 
 def refusal(error: BaseException) -> Refusal | None:
@@ -90,10 +99,63 @@ def internal_error() -> ApiError:
     return ApiError(error="internal_error", message=policy.INTERNAL_ERROR)
 
 
-def json_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """An error response in the API's one shape, ``{"error", "message"}``."""
+def json_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None, *,
+               path: str | None = None) -> JSONResponse:  # fmt: skip
+    """An error response in the API's one shape, ``{"error", "message"}`` (OpenAI's when ``path`` is under /v1/)."""
+    if is_openai_path(path):
+        return openai_response(status, openai_error(status, code, message), headers)
     return JSONResponse(ApiError(error=code, message=message).model_dump(exclude_none=True), status_code=status,
                         headers=headers)  # fmt: skip
+
+
+# -- the OpenAI-compatible API (/v1): the same failures in OpenAI's error shape ---------------------------
+
+OPENAI_PREFIX = "/v1/"
+#: Our codes that OpenAI has its own names for.
+_OPENAI_CODES = {"rate_limited": "rate_limit_exceeded", "not_found": "unknown_url"}
+
+
+class ClientProblem(Exception):
+    """A request the OpenAI-compatible API refuses on its own terms: an unknown model, a missing API key."""
+
+    def __init__(self, status: int, code: str, message: str, *, param: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status, self.code, self.message, self.param, self.headers = status, code, message, param, headers
+
+
+def is_openai_path(path: str | None) -> bool:
+    """Whether ``path`` belongs to the OpenAI-compatible API, whose errors are told in OpenAI's shape."""
+    return path is not None and (path == "/v1" or path.startswith(OPENAI_PREFIX))
+
+
+def openai_error(status: int, code: str | None, message: str, *, param: str | None = None,
+                 disclaimer: str | None = None) -> OpenAIErrorBody:  # fmt: skip
+    """An error body in OpenAI's shape; ``type`` follows OpenAI's use: by the status."""
+    kind = "server_error" if status >= 500 else "requests" if status == 429 else "invalid_request_error"
+    code = _OPENAI_CODES.get(code, code) if code is not None else None
+    return OpenAIErrorBody(error=OpenAIError(message=message, type=kind, param=param, code=code, disclaimer=disclaimer))
+
+
+def openai_response(status: int, body: OpenAIErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """An error response of the OpenAI-compatible API."""
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _openai_validation_error(error: RequestValidationError) -> JSONResponse:
+    """A request ``/v1`` can't take is a 400 naming its first problem (OpenAI names one)."""
+    item = error.errors()[0] if error.errors() else {}
+    kind, problem = str(item.get("type", "")), str(item.get("msg", "invalid"))
+    where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or None
+    if kind in REFUSAL_CODES:  # our own refusals say it all in their message
+        message, code = problem, kind
+    elif kind == "json_invalid":
+        message, code, where = policy.unreadable_json(str(item.get("ctx", {}).get("error", problem))), None, None
+    elif kind == "missing":
+        message, code = policy.missing_parameter(where or "body"), "missing_required_parameter"
+    else:
+        message, code = policy.invalid_parameter(where or "body", problem), "invalid_value"
+    return openai_response(400, openai_error(400, code, message, param=where))
 
 
 # -- the handlers (FastAPI's exception_handlers) -------------------------------------------------------
@@ -102,7 +164,7 @@ def json_error(status: int, code: str, message: str, headers: Mapping[str, str] 
 async def _refused(request: Request, error: Exception) -> Response:
     found = refusal(error)
     assert found is not None  # registered for the refusals' exception types only
-    return found.response()
+    return found.response(request.url.path)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -112,11 +174,14 @@ async def _http_error(request: Request, error: Exception) -> Response:
         message = policy.no_such_path(request.url.path)
     elif error.status_code == 405:
         message = policy.method_not_supported(request.method, request.url.path)
-    return json_error(error.status_code, _ERROR_CODES.get(error.status_code, "error"), message, error.headers)
+    code = _ERROR_CODES.get(error.status_code, "error")
+    return json_error(error.status_code, code, message, error.headers, path=request.url.path)
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
+    if is_openai_path(request.url.path):
+        return _openai_validation_error(error)
     problems = []
     for item in error.errors():
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
@@ -127,7 +192,15 @@ async def _validation_error(request: Request, error: Exception) -> Response:
 async def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     body = internal_error()
-    return json_error(500, body.error, body.message)
+    return json_error(500, body.error, body.message, path=request.url.path)
+
+
+async def _client_problem(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ClientProblem)
+    if not is_openai_path(request.url.path):
+        return json_error(error.status, error.code, error.message, error.headers)
+    return openai_response(error.status, openai_error(error.status, error.code, error.message, param=error.param),
+                           error.headers)  # fmt: skip
 
 
 Handler = Callable[[Request, Exception], Coroutine[Any, Any, Response]]
@@ -140,5 +213,6 @@ HANDLERS: dict[int | type[Exception], Handler] = {
     NotReady: _refused,
     StoreUnavailable: _refused,
     FeedbackUnavailable: _refused,
+    ClientProblem: _client_problem,
     Exception: _unexpected,
 }

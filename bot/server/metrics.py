@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from bot.contract import Answer
 
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: The routes reported by name; anything else is ``/api/other`` (unknown API paths) or ``page``.
-ROUTES = frozenset({"/api/chat", "/api/chat/stream", "/api/feedback", "/api/health", "/api/metrics", "/widget.js"})
+#: The routes reported by name; anything else is ``/api/other`` or ``/v1/other`` (unknown API paths) or ``page``.
+ROUTES = frozenset({"/api/chat", "/api/chat/stream", "/api/feedback", "/api/health", "/api/metrics", "/widget.js",
+                    "/v1/chat/completions", "/v1/models"})  # fmt: skip
 
 REQUESTS = Counter("bot_http_requests", "HTTP requests answered, by route and status code.", ["route", "code"])
 REQUEST_SECONDS = Histogram(
@@ -59,6 +60,8 @@ def route_label(path: str) -> str:
     """A bounded label for a request path (the page's many asset paths are all ``page``)."""
     if path in ROUTES:
         return path
+    if path.startswith("/v1/"):
+        return "/v1/other"
     return "/api/other" if path.startswith("/api/") else "page"
 
 

@@ -28,6 +28,8 @@ access_log = logging.getLogger("bot.access")
 
 #: The widget script, which any site may load (it calls the API, which the allow-list still guards).
 WIDGET_PATH = "/widget.js"
+#: Request headers a listed site may send: ``Authorization`` carries the OpenAI-compatible API's key.
+_ALLOWED_HEADERS = "Authorization, Content-Type"
 #: Where ``OriginPolicy`` notes the allowed other site a request came from (``scope["state"]``).
 _EMBED_ORIGIN = "embed_origin"
 
@@ -69,7 +71,7 @@ class OriginPolicy:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            refused = json_error(403, "origin_not_allowed", policy.ORIGIN_NOT_ALLOWED)
+            refused = json_error(403, "origin_not_allowed", policy.ORIGIN_NOT_ALLOWED, path=scope["path"])
             await self._send_with_policy(refused, scope, receive, send, {})
             return
         if scope["type"] == "websocket":
@@ -82,7 +84,7 @@ class OriginPolicy:
                 preflight = {
                     **cors,
                     "Access-Control-Allow-Methods": "GET, POST",
-                    "Access-Control-Allow-Headers": "Content-Type",
+                    "Access-Control-Allow-Headers": _ALLOWED_HEADERS,
                     "Access-Control-Max-Age": "600",
                 }
                 await self._send_with_policy(Response(status_code=204), scope, receive, send, preflight)
@@ -107,6 +109,10 @@ class OriginPolicy:
         await app(scope, receive, send_with_headers)
 
 
+#: The API routes whose bodies ``BodyLimit`` limits: ours and the OpenAI-compatible API's.
+_LIMITED_PATHS = ("/api/", "/v1/")
+
+
 class BodyLimit:
     """API request bodies over ``max_body_bytes`` are refused (413): by their length, or as they arrive."""
 
@@ -116,12 +122,13 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse a body declared too long; count one sent without its length as it is read."""
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith(_LIMITED_PATHS):
             await self.app(scope, receive, send)
             return
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await json_error(413, "request_too_large", policy.too_large(self.max_body_bytes))(scope, receive, send)
+            too_large = json_error(413, "request_too_large", policy.too_large(self.max_body_bytes), path=scope["path"])
+            await too_large(scope, receive, send)
             return
         await self.app(scope, self._limited(receive), send)
 

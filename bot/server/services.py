@@ -20,9 +20,11 @@ from bot.contract import Answer
 from bot.feedback import FeedbackStore
 from bot.index import store_reachable, store_unreachable
 from bot.server import metrics
+from bot.server.apikeys import ApiKeys
 from bot.server.errors import NotReady, StoreUnavailable
 from bot.server.placeholder import PageSlot
 from bot.server.ratelimit import RateLimiter
+from bot.server.usage import TokenCounter
 from bot.settings import Settings
 
 log = logging.getLogger("bot.server.services")
@@ -102,6 +104,9 @@ class Services:
         self.page_slot: PageSlot | None = None
         self._store_ok = True
         self._store_checked_until = 0.0
+        # -- the OpenAI-compatible API: its keys, and the tokenizer its usage counts with (read once, here)
+        self.api_keys = ApiKeys(key.get_secret_value() for key in settings.api_keys)
+        self.tokens = TokenCounter.for_model(settings.embedding_model)
 
     @property
     def ready(self) -> bool:

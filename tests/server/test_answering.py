@@ -1,8 +1,9 @@
 """One request policy: every way in to an answer refuses, waits and fails the same way (``bot.server.answering``).
 
-The ways in: ``POST /api/chat``, ``POST /api/chat/stream``, and the chat page's two, its ``respond`` handler
-(the chat box) and its ``ask`` endpoint (``gr.api``), called here as Gradio calls them, in the app's event
-loop. All over ``FakeEngine``: no model, no Chroma.
+The ways in: ``POST /api/chat``, ``POST /api/chat/stream``, the OpenAI-compatible ``POST /v1/chat/completions``
+(whole and streamed), and the chat page's two, its ``respond`` handler (the chat box) and its ``ask`` endpoint
+(``gr.api``), called here as Gradio calls them, in the app's event loop. All over ``FakeEngine``: no model, no
+Chroma.
 """
 
 from __future__ import annotations
@@ -72,6 +73,51 @@ def via_stream(served: Served, question: str = QUESTION) -> Told:
     return Told(data["message"], status=200, disclaimer=data.get("disclaimer"))
 
 
+def openai_events(body: str) -> list[Any]:
+    """The ``data`` of each event of a ``/v1`` stream: chunks (and errors) as dicts, then ``"[DONE]"``."""
+    found = []
+    for block in body.strip().split("\n\n"):
+        assert block.startswith("data: "), block
+        data = block.removeprefix("data: ")
+        found.append(data if data == "[DONE]" else json.loads(data))
+    return found
+
+
+def openai_text(events: list[Any]) -> str:
+    """The reply a stream's chunks spell out."""
+    return "".join(c["delta"].get("content") or "" for e in events if isinstance(e, dict) for c in e.get("choices", []))
+
+
+def openai_request(question: str, **more: Any) -> dict[str, Any]:
+    return {"model": policy.MODEL_ID, "messages": [{"role": "user", "content": question}], **more}
+
+
+def _refused_openai(response: httpx.Response) -> Told:
+    error = response.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"}, error
+    return Told(error["message"], status=response.status_code, retry_after=response.headers.get("retry-after"),
+                disclaimer=error.get("disclaimer"))  # fmt: skip
+
+
+def via_openai(served: Served, question: str = QUESTION) -> Told:
+    response = served.client.post("/v1/chat/completions", json=openai_request(question))
+    if response.status_code != 200:
+        return _refused_openai(response)
+    return Told(response.json()["choices"][0]["message"]["content"], answered=True, status=200)
+
+
+def via_openai_stream(served: Served, question: str = QUESTION) -> Told:
+    response = served.client.post("/v1/chat/completions", json=openai_request(question, stream=True))
+    if response.status_code != 200:
+        return _refused_openai(response)
+    events = openai_events(response.text)
+    assert events[-1] == "[DONE]"
+    if "error" in events[-2]:  # after the response started: the error's body as the last event
+        error = events[-2]["error"]
+        return Told(error["message"], status=200, disclaimer=error.get("disclaimer"))
+    return Told(openai_text(events), answered=True, status=200)
+
+
 def page_request() -> Any:
     import gradio as gr
 
@@ -110,8 +156,11 @@ def via_page_api(served: Served, question: str = QUESTION) -> Told:
     return Told(answer["answer"], answered=True)
 
 
-WAYS_IN = pytest.mark.parametrize("ask", [via_chat, via_stream, via_page, via_page_api],
-                                  ids=["api-chat", "api-stream", "page", "page-ask"])  # fmt: skip
+WAYS_IN = pytest.mark.parametrize(
+    "ask",
+    [via_chat, via_stream, via_openai, via_openai_stream, via_page, via_page_api],
+    ids=["api-chat", "api-stream", "openai", "openai-stream", "page", "page-ask"],
+)
 
 
 def too_fast(message: str) -> int | None:
@@ -131,9 +180,9 @@ def test_a_store_lost_while_answering_is_told_the_same_everywhere(serve, ask: Ca
         told = ask(served)
         health = served.client.get("/api/health")
     assert told.message == policy.STORE_UNAVAILABLE and not told.answered
-    if ask is via_chat:
+    if ask in (via_chat, via_openai):
         assert (told.status, told.retry_after, told.disclaimer) == (503, "10", policy.DISCLAIMER)
-    if ask is via_stream:  # the response had started: the same body as the last event
+    if ask in (via_stream, via_openai_stream):  # the response had started: the same body as the last event
         assert (told.status, told.disclaimer) == (200, policy.DISCLAIMER)
     assert health.status_code == 503 and health.json()["status"] == "store_unavailable"
 
@@ -170,14 +219,18 @@ def test_before_the_engine_is_loaded_everyone_is_told_it_is_starting(serve, ask:
         assert (told.status, told.retry_after, told.disclaimer) == (503, "5", policy.DISCLAIMER)
 
 
-@pytest.mark.parametrize("path", ["/api/chat", "/api/chat/stream"])
-def test_an_embedding_sites_daily_cap_counts_questions_both_ways(serve, path: str) -> None:
+@pytest.mark.parametrize("path", ["/api/chat", "/api/chat/stream", "/v1/chat/completions"])
+def test_an_embedding_sites_daily_cap_counts_questions_every_way(serve, path: str) -> None:
     origin = {"Origin": "https://gym.example"}
-    with serve(daily_cap_per_origin=2) as served:
+    with serve(daily_cap_per_origin=3) as served:
         served.client.post("/api/chat", json={"message": QUESTION}, headers=origin)
         served.client.post("/api/chat/stream", json={"message": QUESTION}, headers=origin)
-        refused = served.client.post(path, json={"message": QUESTION}, headers=origin)
-    assert refused.status_code == 429 and refused.json()["message"] == policy.SITE_CAP_REACHED
+        served.client.post("/v1/chat/completions", json=openai_request(QUESTION), headers=origin)
+        body = openai_request(QUESTION) if path.startswith("/v1/") else {"message": QUESTION}
+        refused = served.client.post(path, json=body, headers=origin)
+    assert refused.status_code == 429 and refused.headers["access-control-allow-origin"] == origin["Origin"]
+    error = refused.json()
+    assert (error["error"]["message"] if path.startswith("/v1/") else error["message"]) == policy.SITE_CAP_REACHED
 
 
 # -- answer slots -----------------------------------------------------------------------------------
@@ -204,7 +257,9 @@ def test_every_way_in_waits_its_turn_while_the_answer_slots_are_busy(serve, ask:
         assert asked.result(timeout=10).answered
 
 
-@pytest.mark.parametrize("stream", [via_stream, via_page], ids=["api-stream", "page"])
+@pytest.mark.parametrize(
+    "stream", [via_stream, via_openai_stream, via_page], ids=["api-stream", "openai-stream", "page"]
+)
 def test_a_stream_holds_its_answer_slot_until_its_answer_is_complete(serve, stream: Callable[..., Told]) -> None:
     with serve(worker_threads=1) as served, ThreadPoolExecutor(2) as pool:
         served.engine.hold.clear()  # the stream stops after its first piece
