@@ -210,7 +210,7 @@ class Coach(BaseModel):
     """The extension field ``coach``: what the reply is and what it quotes, for clients that render sources."""
 
     status: Status | Literal["housekeeping"] = Field(
-        description="The answer's status (`answered`, `escalated`, `out_of_scope`, `not_found`, `invalid`), "
+        description="The answer's status (`answered`, `escalated`, `out_of_scope`, `not_found`, `invalid`, `chat`), "
         "or `housekeeping` for a front-end's title or tag request answered without the articles."
     )
     reason: str | None = Field(None, description="Why triage chose the status, e.g. `red_flag:pop_swelling`.")
