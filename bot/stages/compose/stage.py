@@ -178,8 +178,12 @@ class Compose:
         if question.asked.kind in _SILENT_KINDS and len(question.text.split()) <= _MAX_WORDS_FOR_SILENCE:
             lexical = state.snapshot.index.lexical
             unknown = unknown_words(question.text, lambda stem: bool(lexical.idf([stem])), self._covered)
-            salient = [word for word in unknown if salience(question.text, word, self.embed) >= _SALIENT]
-            if salient and not _lead_covers_the_rest(question, selection, salient):
+            # Cheap test first: a salience costs an embedding of the question without the word.
+            if (
+                unknown
+                and not _lead_covers_the_rest(question, selection, unknown)
+                and any(salience(question.text, word, self.embed) >= _SALIENT for word in unknown)
+            ):
                 return "uncovered:silent"
         return ""
 
