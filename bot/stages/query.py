@@ -143,6 +143,7 @@ def build_query(question: str, history: Sequence[Message], synonyms: Synonyms) -
         intent=intent,
         continues_topic=reading.continues_topic,
         already_said=said if intent is Intent.more else "",
+        previous_reply=said if reading.is_follow_up else "",
     )
 
 

@@ -49,6 +49,8 @@ class Query:
     continues_topic: bool = False
     #: For "tell me more": the reply it continues, whose quotes are not repeated.
     already_said: str = ""
+    #: For a follow-up: the reply before it ("what about after?" rarely wants the same sentence again).
+    previous_reply: str = ""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ from importlib.resources import files
 import numpy as np
 
 from bot.language.discourse import answers_kind, is_framing
-from bot.stages.compose.select import Candidate, Question, answers_number, novelty, weighted_share
+from bot.stages.compose.select import (
+    Candidate,
+    Question,
+    answers_number,
+    novelty,
+    repeats_previous,
+    weighted_share,
+)
 
 #: The features, in the order of the weights file.
 FEATURES = (
@@ -38,6 +45,7 @@ FEATURES = (
     "pair",
     "length",
     "opens",
+    "repeated",
 )
 WEIGHTS_FILE = "composer_weights.json"
 
@@ -66,6 +74,7 @@ def features(unit: Candidate, question: Question, idf: Mapping[str, float]) -> n
             float(len(unit.sentences) > 1),
             math.log(max(len(unit.text), 1)),
             float(unit.opens),
+            float(repeats_previous(unit, question)),
         ]
     )
 

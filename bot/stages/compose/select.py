@@ -95,6 +95,8 @@ class Question:
     already_said: str = ""
     #: It continues an earlier question ("why not?"): its own words are not the whole question.
     follow_up: bool = False
+    #: The reply before this turn, when it follows up on one.
+    previous_reply: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,11 @@ def _holds_own_focus(unit: Candidate, question: Question, idf: Mapping[str, floa
 
 def _ones(words: set[str]) -> dict[str, float]:
     return dict.fromkeys(words, 1.0)
+
+
+def repeats_previous(unit: Candidate, question: Question) -> bool:
+    """Whether the unit was quoted in the reply this follow-up comes after."""
+    return bool(question.previous_reply) and unit.text.split("\n")[0].strip() in question.previous_reply
 
 
 def _said(unit: Candidate, question: Question) -> bool:

@@ -146,6 +146,7 @@ class Compose:
             text=asked,
             already_said=query.already_said,
             follow_up=query.is_follow_up,
+            previous_reply=query.previous_reply,
         )
 
     def selection(self, state: AnswerState, *, limit: int | None, question: Question | None = None) -> Selection:
