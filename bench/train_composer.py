@@ -64,7 +64,7 @@ def collect() -> tuple[list[Case], dict[str, int]]:
             if state.status is not Status.answered or state.query is None or state.query_vector is None:
                 skipped["not answered"] += 1
                 continue
-            asked = compose.question(state.query)
+            asked = compose.question(state.query, state.passages)
             if outline(asked, state.passages, partial(compose.chunks_of, state)):
                 skipped["overview"] += 1
                 continue

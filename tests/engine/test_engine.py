@@ -188,3 +188,56 @@ def test_a_screened_request_skips_retrieval_but_still_gets_the_disclaimer(engine
     answer = engine.ask("x" * (engine.settings.max_question_chars + 1))
     assert answer.status is Status.invalid and answer.answer.endswith(DISCLAIMER)
     assert "triage" not in answer.timings_ms and answer.timings_ms["retrieve"] == 0.0
+
+
+# -- issue 14: answers that answer ----------------------------------------------------------------------
+
+
+def test_a_how_often_question_leads_with_the_number(engine: Engine) -> None:
+    answer = engine.ask("How often should I do leg press?")
+    check_contract(answer)
+    assert answer.answer.startswith("2-3 times per week")
+
+
+def test_why_do_my_knees_hurt_gets_the_articles_causes_one_line_each(engine: Engine) -> None:
+    answer = engine.ask("Why do my knees hurt after leg day?")
+    check_contract(answer)
+    lines = [line for line in answer.answer.split("\n\n---\n")[0].splitlines() if line.strip()]
+    assert lines[0].startswith("- **Improper Form and Technique** — ")
+    assert len(lines) == 5 and all(re.search(r"\[\d+\]$", line) for line in lines)
+    assert "Next-day soreness" not in answer.answer  # the restatement the old composer led with
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [("hey", "greeting"), ("thanks!", "thanks"), ("what can you do?", "capabilities"), ("who wrote this?", "sources")],
+)
+def test_conversational_turns_get_a_friendly_chat_reply_without_sources(engine: Engine, question, reason) -> None:
+    answer = engine.ask(question)
+    check_contract(answer)
+    assert answer.status is Status.chat and answer.reason == reason and not answer.citations
+    assert "I can only help" not in answer.answer
+
+
+def test_the_sources_are_named_from_the_front_matter(engine: Engine) -> None:
+    answer = engine.ask("who wrote this?")
+    assert "Knee Pain After Leg Press" in answer.answer and "Good Mind + Body" in answer.answer
+    assert "Physical Therapist Assistant" in answer.answer
+
+
+def test_a_comparison_the_article_never_makes_is_not_found_with_a_labelled_related_quote(engine: Engine) -> None:
+    answer = engine.ask("Is leg press or squat better for bad knees?")
+    check_contract(answer)
+    assert answer.status is Status.not_found and answer.reason == "uncovered:comparison"
+    assert answer.answer.startswith("The articles I answer from don't compare those")
+    assert "What they do say that is related:" in answer.answer and len(answer.citations) == 1
+
+
+def test_tell_me_more_quotes_what_the_previous_answer_did_not(engine: Engine) -> None:
+    first = engine.ask("How often should I do leg press?")
+    history = [{"role": "user", "content": "How often should I do leg press?"},
+               {"role": "assistant", "content": first.answer}]  # fmt: skip
+    more = engine.ask("tell me more", history)
+    check_contract(more)
+    assert more.status in {Status.answered, Status.not_found}
+    assert not {c.quote for c in more.citations} & {c.quote for c in first.citations}

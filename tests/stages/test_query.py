@@ -98,3 +98,34 @@ def test_an_off_topic_question_is_never_carried_into_a_follow_up() -> None:
 def test_a_two_word_topic_does_not_make_a_follow_up_a_new_question() -> None:
     query = build_query("how would I get that from the leg press?", [user("What's IT band syndrome?")], SYNONYMS)
     assert query.is_follow_up and query.standalone.startswith("What's IT band syndrome?")
+
+
+def test_a_short_turn_after_a_question_about_the_knee_keeps_its_topic() -> None:
+    history = [user("How often should I do leg press?"), Message(role="assistant", content="2-3 times per week. [1]")]
+    query = build_query("how many rest days do i need", history, SYNONYMS)
+    assert query.continues_topic and not query.is_follow_up  # in scope, but searched on its own words
+
+
+def test_an_answered_turn_starts_a_topic_even_without_knee_words() -> None:
+    history = [user("how many rest days do i need"), Message(role="assistant", content="At least 48 hours. [1]")]
+    query = build_query("and what should I do on those days?", history, SYNONYMS)
+    assert query.is_follow_up and query.standalone.startswith("how many rest days do i need")
+
+
+def test_tell_me_more_searches_the_question_it_continues_and_knows_what_was_said() -> None:
+    reply = "2-3 times per week is generally ideal. [1]"
+    history = [user("How often should I do leg press?"), Message(role="assistant", content=reply)]
+    query = build_query("tell me more", history, SYNONYMS)
+    assert query.intent.value == "more" and query.standalone == "How often should I do leg press?"
+    assert query.already_said == reply and "frequency" in query.search_text
+
+
+def test_thanks_in_the_history_neither_starts_nor_ends_a_topic() -> None:
+    history = [user("Where should my feet go on the leg press?"), user("thanks!")]
+    assert build_query("and what if I put them higher?", history, SYNONYMS).is_follow_up
+
+
+def test_absent_symptoms_are_not_searched_for() -> None:
+    query = build_query("my knee aches but no swelling or locking", [], SYNONYMS)
+    assert "swelling" not in query.search_text and "locking" not in query.search_text
+    assert "swelling" in query.standalone  # triage still reads everything that was said

@@ -145,3 +145,61 @@ def test_english_detection() -> None:
 def test_a_count_question_needs_a_number_on_that_thing(question: str, text: str, answers: bool) -> None:
     thing = counted_thing(question)
     assert thing is not None and states_count(text, thing) is answers
+
+
+# -- issue 14: negation over lists, conversational turns, topics the articles don't cover -----------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my knee hurts but no swelling or locking",
+        "it doesn't lock or give way, just aches",
+        "never swells, never locks up, just sore",
+        "without any pop or swelling",
+    ],
+)
+def test_a_negation_covers_a_list_of_symptoms(text: str) -> None:
+    assert red_flag(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("no swelling but it gives way", "red_flag:giving_way"),  # the negation ends at "but"
+        ("no swelling and it locks up", "red_flag:locking"),  # "and it …" starts a new clause
+        ("no numbness or tingling but my calf is swollen and painful", "red_flag:swollen_calf"),
+    ],
+)
+def test_a_symptom_after_the_negated_list_still_escalates(text: str, reason: str) -> None:
+    verdict = red_flag(text)
+    assert verdict is not None and verdict.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("what brand of knee sleeves should i buy", "products"),
+        ("how long until my knee heals", "healing_time"),
+        ("im 60, is leg press safe for me", "population"),
+        ("can i leg press while pregnant", "population"),
+    ],
+)
+def test_topics_the_articles_do_not_cover_are_not_found(text: str, topic: str) -> None:
+    verdict = classify(query(text), best_similarity=0.6)
+    assert verdict.status is Status.not_found and verdict.reason == f"not_covered:{topic}"
+
+
+@pytest.mark.parametrize(
+    "text", ["are knee sleeves worth buying for leg day?", "how long should I rest between sessions?"]
+)
+def test_questions_near_those_topics_are_still_answered(text: str) -> None:
+    assert classify(query(text), best_similarity=0.6).status is Status.answered
+
+
+def test_a_conversational_turn_is_chat_and_never_needs_a_passage() -> None:
+    from bot.content.synonyms import Synonyms
+    from bot.stages.query import build_query
+
+    verdict = classify(build_query("hey", [], Synonyms()), best_similarity=0.0)
+    assert verdict.status is Status.chat and verdict.reason == "greeting"

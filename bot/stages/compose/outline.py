@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from bot.content.documents import Chunk, Sentence
 from bot.language.discourse import answers_kind, is_framing
 from bot.language.questions import Kind
-from bot.stages.compose.select import GENERIC_WORDS, Question, lemma_words, lemmas
+from bot.stages.compose.select import Question, lemma_words, lemmas
 from bot.stages.state import Claim, RankedPassage, Support
 
 _LABEL = re.compile(r"^\s*(?:[-*+]\s+)?\*\*(?P<label>[^*]+)\*\*\s*$")
@@ -55,7 +55,7 @@ def wants_outline(question: Question) -> bool:
     kind = question.asked.kind
     if kind is Kind.listing:
         return True
-    generic = not (lemmas(question.own) - GENERIC_WORDS - lemma_words("why cause causes reason reasons"))
+    generic = not (lemmas(question.own) - question.generic - lemma_words("why cause causes reason reasons"))
     if kind is Kind.cause:
         return generic and not question.follow_up  # "why not?" asks why about the turn it follows
     return kind is Kind.instruction and bool(_STEPS.search(question.text))
@@ -161,7 +161,7 @@ def outline(
     if not wants_outline(question):
         return ()
     cues = _cue_words(question)
-    focus = lemmas(question.own) - GENERIC_WORDS
+    focus = lemmas(question.own) - question.generic
     prefer = Kind.cause if question.asked.kind is Kind.cause else None
     best: tuple[float, _Node] | None = None
     top = passages[:5]

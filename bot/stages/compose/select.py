@@ -26,7 +26,8 @@ from bot.stages.state import Claim, RankedPassage, SentenceKey, Support
 _ANAPHORIC_START = re.compile(r"^(This|These|That|Those|It|They)\b")
 _LABEL = re.compile(r"^\s*[-*+]\s+\*\*(?P<label>[^*]+)\*\*\s*$")
 
-#: Words every question about this subject uses: they say nothing about what in particular is asked.
+#: Words every question about knees and the gym uses: they say nothing about what in particular is asked. (The
+#: subject of the articles a question finds — their titles' words — is added per question.)
 GENERIC_WORDS = content_words(
     "knee knees leg legs press pressing presses machine pain painful hurt hurts hurting ache aches aching "
     "sore day days after workout workouts gym training train lift lifting exercise exercises do doing get gets "
@@ -97,6 +98,8 @@ class Question:
     follow_up: bool = False
     #: The reply before this turn, when it follows up on one.
     previous_reply: str = ""
+    #: Words every question here uses: the generic ones and the subject of the articles found (their titles).
+    generic: frozenset[str] = field(default_factory=lambda: frozenset(GENERIC_WORDS))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from bot.stages.compose.select import (
     Question,
     Ranker,
     Selection,
+    lemma_words,
     lemmas,
     select,
 )
@@ -97,7 +98,7 @@ class Compose:
 
     def _answer(self, state: AnswerState) -> None:
         assert state.query is not None
-        question = self.question(state.query)
+        question = self.question(state.query, state.passages)
         overview = outline(question, state.passages, partial(self.chunks_of, state)) if state.snapshot else ()
         if overview:
             state.passages = _with_passages_of(state.passages, overview, partial(self.chunks_of, state))
@@ -119,14 +120,15 @@ class Compose:
         """The closest thing the articles say: for a comparison, a sentence naming one of the things compared."""
         if unanswered == "uncovered:comparison" and (terms := compared_terms(question.text)):
             compared = set().union(*terms)
-            specific = compared - GENERIC_WORDS
+            specific = compared - question.generic
             naming = [c for c in selection.ranked if specific & content_words(c.text)]
             if naming:  # the one that names the most of what is compared
                 return (max(naming, key=lambda c: len(compared & content_words(c.text))),)
         return selection.claims[:1]
 
-    def question(self, query: Query) -> Question:
-        """What the composer needs to know of the question."""
+    def question(self, query: Query, passages: Sequence[RankedPassage] = ()) -> Question:
+        """What the composer needs to know of the question (``passages``: those found, whose titles say its subject)."""
+        generic = frozenset(GENERIC_WORDS | {w for p in passages[:3] for w in lemma_words(p.chunk.title)})
         more = query.intent is Intent.more
         asked = without_negated_symptoms(query.standalone if more else query.asked)
         kind = asked_for(asked)
@@ -138,22 +140,23 @@ class Compose:
             kind = Asked(kind.kind)
         return Question(
             words=lemmas(content_words(query.search_text)),
-            focus=lemmas(substantive_words(query.search_text)) - GENERIC_WORDS,
+            focus=lemmas(substantive_words(query.search_text)) - generic,
             # Comparatives count here ("and what if I put them higher?" is about "higher").
-            own_focus=lemmas(content_words(asked)) - GENERIC_WORDS - _FUNCTION_STEMS,
+            own_focus=lemmas(content_words(asked)) - generic - _FUNCTION_STEMS,
             own=lemmas(substantive_words(asked)),
             asked=kind,
             text=asked,
             already_said=query.already_said,
             follow_up=query.is_follow_up,
             previous_reply=query.previous_reply,
+            generic=generic,
         )
 
     def selection(self, state: AnswerState, *, limit: int | None, question: Question | None = None) -> Selection:
         """The sentences to quote for the question: a lead and the points that add to it."""
         if state.query is None or state.query_vector is None or state.snapshot is None:
             return Selection()
-        question = question or self.question(state.query)
+        question = question or self.question(state.query, state.passages)
         passages = state.passages[: self.settings.depth]
         words = self._words(passages)
         vocabulary = question.words | {w for sentence in words.values() for w in lemmas(sentence)}
