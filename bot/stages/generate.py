@@ -48,8 +48,16 @@ class Generate:
         self.timeout = timeout
 
     def applies(self, state: AnswerState) -> bool:
-        """With a chat model, for an answered question the extractive composer found facts for."""
-        return self.chat_model is not None and state.status is Status.answered and bool(state.facts)
+        """With a chat model, for an answered question the extractive composer found facts for.
+
+        An overview keeps the article's own structure (one cited line per item): it is not rewritten as prose.
+        """
+        return (
+            self.chat_model is not None
+            and state.status is Status.answered
+            and bool(state.facts)
+            and not state.draft.outline
+        )
 
     def run(self, state: AnswerState) -> AnswerState:
         """Generate without a reader: the same steps, the pieces dropped."""
