@@ -49,6 +49,10 @@ ANSWER_CUES: dict[Kind, re.Pattern[str]] = {
     Kind.stance: _rx(
         r"\b(do not|don('|’)?t|avoid|should|shouldn('|’)?t|is (better|normal|essential|ideal|key)|can (cause|lead|help|increase|contribute)|risk\w*|safe\w*|harm\w*|normal|ideal|better than|rather than)\b"
     ),
+    # What sums an article up: its closing advice ("With a focus on proper form, …", "the key is to …").
+    Kind.summary: _rx(
+        r"^(with a focus on|by (following|focusing|keeping)|overall|in short|the key is|remember)\b|\bthe key is to\b"
+    ),
     Kind.definition: _rx(
         r"\b(is|are) (a|an|the)\b|:\s|\b(refers to|means|connects?|supports?|protects?|helps?|assists?|plays?)\b"
     ),

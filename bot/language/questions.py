@@ -22,6 +22,7 @@ class Kind(str, Enum):
     stance = "stance"
     definition = "definition"
     listing = "listing"
+    summary = "summary"
     other = "other"
 
 
@@ -48,7 +49,15 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
             r"|\b(causes|reasons|ways|tips|steps|alternatives|mistakes) (of|for|to|that)\b|\b(list|name)( me)? (the|some|all)\b"
             r"|\bwhat (else )?(can|could|should) i do (instead|to prevent|to avoid|to stop)\b|\bhow (can|do|could|should) i (prevent|avoid|stop)\b"
             r"|\b(other|alternative|different|substitute) (exercises?|movements?|options?)\b|\binstead of (the )?leg press\b"
-            r"|\bwhat muscles\b|\bwhich muscles\b|\bwhat (injuries|conditions|problems)\b|\bprevent\w* (knee )?(pain|injur\w*)\b"
+            r"|\b(what|which) (\w+ )?(muscles|injuries|conditions|problems|mistakes|alternatives|exercises)\b|\bprevent\w* (knee )?(pain|injur\w*)\b"
+            r"|\b(swaps?|substitutes?|replacements?|alternatives?)\b"
+        ),
+    ),
+    (
+        Kind.summary,
+        _rx(
+            r"\b(tl;? ?dr|in short|in a nutshell|main thing|key (thing|takeaway|point)s?|takeaways?|bottom line|big picture|"
+            r"general rules?|sum (it )?up|summar\w*|the gist)\b"
         ),
     ),
     (

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.content.documents import Chunk, Sentence
-from bot.language.discourse import is_framing
+from bot.language.discourse import CLOSING_HEADINGS, answers_kind, is_framing
 from bot.language.quantities import counted_thing, states_count
 from bot.language.questions import Asked, Kind, Unit, states_unit
 from bot.language.words import content_words
@@ -238,6 +238,10 @@ class Selection:
     ranked: tuple[Claim, ...] = ()
 
 
+def _closes(chunk: Chunk) -> bool:
+    return any(CLOSING_HEADINGS.search(heading) for heading in chunk.section)
+
+
 def _holds_own_focus(unit: Candidate, question: Question, idf: Mapping[str, float]) -> bool:
     seen = set(unit.words) | set(unit.context_words)
     return weighted_share(question.own_focus, seen, idf or _ones(question.own_focus)) >= 0.5
@@ -335,6 +339,10 @@ def select(
     # Framing is one feature of the lead's score ("… plays a critical role in knee safety" can be the answer to
     # "does my starting position matter?"), but never a point.
     ranked = sorted(units, key=lambda u: -ranker.score(u, question, evidence.idf))
+    if question.asked.kind is Kind.summary:
+        # "tl;dr?": the article's own summing up, if one of the passages found is it.
+        closing = [u for u in ranked if answers_kind(u.text, Kind.summary) or _closes(u.chunk)]
+        ranked = closing + [u for u in ranked if u not in closing]
     if question.follow_up and question.own_focus:
         # "and rest?" after "how often?": the lead says what this turn asks about, if any sentence does.
         own = [u for u in ranked if _holds_own_focus(u, question, evidence.idf)]
