@@ -47,6 +47,7 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
         _rx(
             r"\b(what|which) (are|r) (the |some )?(common |main |best |usual |typical |other |good )?(causes|reasons|ways|tips|steps|signs|symptoms|options|alternatives|exercises|injuries|conditions|mistakes|muscles|problems)\b"
             r"|\b(causes|reasons|ways|tips|steps|alternatives|mistakes) (of|for|to|that)\b|\b(list|name)( me)? (the|some|all)\b"
+            r"|\bhow (can|do|could|should) i (fix|sort out|cure) (it|this|that|them)\b"
             r"|\bwhat (else )?(can|could|should) i do (instead|to prevent|to avoid|to stop)\b|\bhow (can|do|could|should) i (prevent|avoid|stop)\b"
             r"|\b(other|alternative|different|substitute) (exercises?|movements?|options?)\b|\binstead of (the )?leg press\b"
             r"|\b(what|which) (\w+ )?(muscles|injuries|conditions|problems|mistakes|alternatives|exercises)\b|\bprevent\w* (knee )?(pain|injur\w*)\b"
@@ -117,6 +118,7 @@ _UNITS: tuple[tuple[Unit, re.Pattern[str], re.Pattern[str]], ...] = (
         Unit.frequency,
         _rx(
             r"\bhow (often|frequently)\b|\bhow many (times|days) (a|per|each|every) week\b|\btimes (a|per) week\b|\bper week\b"
+            r"|\bevery (single )?day\b|\bdaily\b|\bback to back\b|\b(two|2) days in a row\b"
         ),
         _rx(
             r"\b(\d+(-\d+)?|once|twice|one|two|three|four)\s*(times|x|days?)?\s*(a|per|each|every)\s*week\b|\bdaily\b|\bevery (day|other day)\b"
@@ -129,9 +131,7 @@ _UNITS: tuple[tuple[Unit, re.Pattern[str], re.Pattern[str]], ...] = (
     ),
     (
         Unit.angle,
-        _rx(
-            r"\b(what|which) (angle|degree)\b|\bhow (deep|far|much) (should|do|can) (i|my knees?) (go|bend|lower)\b|\bdegrees?\b"
-        ),
+        _rx(r"\b(what|which) (angle|degree)\b|\bdegrees?\b|\bdegress\b"),
         _rx(r"\b\d+(-\d+)?\s*(-?\s*degrees?|°)"),
     ),
     (

@@ -34,7 +34,7 @@ _LIST_CUES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\b(mistakes?|errors?|wrong)\b", "mistakes"),
         (r"\bmuscles?\b", "muscles muscle groups"),
         (r"\b(steps?|properly|correctly|proper form|correct form|technique)\b", "correctly how steps"),
-        (r"\b(prevent\w*|avoid\w*|stop\w*|protect\w*|ways?|tips?)\b", "prevent avoid"),
+        (r"\b(prevent\w*|avoid\w*|stop\w*|protect\w*|fix\w*|ways?|tips?)\b", "prevent avoid"),
         (r"\b(why|causes?|caused|causing|reasons?|how come|what makes)\b", "causes cause reasons"),
     )
 )
@@ -168,8 +168,10 @@ def outline(
     for doc_id in dict.fromkeys(p.chunk.doc_id for p in passages[:3]):
         chunks = chunks_of(doc_id)
         for node in [*_section_nodes(chunks, prefer), *_list_nodes(chunks)]:
-            words = lemma_words(" ".join((*node.path, node.title)))
-            matched = len(cues & words)
+            headed = lemma_words(" ".join(node.path))
+            words = headed | lemma_words(node.title)
+            # A heading that names what is asked says more than a list's lead-in mentioning it.
+            matched = len(cues & headed) + 0.5 * len(cues & (words - headed))
             if not matched:
                 continue
             found = sum(1 for p in top if p.chunk.doc_id == doc_id and p.chunk.section[: len(node.path)] == node.path)

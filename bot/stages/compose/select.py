@@ -244,7 +244,9 @@ def _closes(chunk: Chunk) -> bool:
 
 def _holds_own_focus(unit: Candidate, question: Question, idf: Mapping[str, float]) -> bool:
     seen = set(unit.words) | set(unit.context_words)
-    return weighted_share(question.own_focus, seen, idf or _ones(question.own_focus)) >= 0.5
+    # "after" is said by "Afterward, …": a word the candidate's word starts with counts.
+    held = {w for w in question.own_focus if w in seen or (len(w) >= 4 and any(s.startswith(w) for s in seen))}
+    return weighted_share(question.own_focus, held, idf or _ones(question.own_focus)) >= 0.5
 
 
 def _ones(words: set[str]) -> dict[str, float]:

@@ -141,8 +141,9 @@ class Compose:
         return Question(
             words=lemmas(content_words(query.search_text)),
             focus=lemmas(substantive_words(query.search_text)) - generic,
-            # Comparatives count here ("and what if I put them higher?" is about "higher").
-            own_focus=lemmas(content_words(asked)) - generic - _FUNCTION_STEMS,
+            # Comparatives count here ("and what if I put them higher?" is about "higher"), and in a follow-up
+            # even the subject's own words do: "and my knees?" after a question about the feet is about knees.
+            own_focus=lemmas(content_words(asked)) - _FUNCTION_STEMS - (frozenset() if query.is_follow_up else generic),
             own=lemmas(substantive_words(asked)),
             asked=kind,
             text=asked,
