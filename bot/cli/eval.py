@@ -103,7 +103,6 @@ def evaluate(
             min=1,
             max=MAX_CONCURRENCY,
             help=f"Cases asked at the same time. Default: {REMOTE_CONCURRENCY} with --url, else 1.",
-            rich_help_panel=REMOTE,
         ),
     ] = None,
     headers: Annotated[

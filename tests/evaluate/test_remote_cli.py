@@ -53,6 +53,7 @@ def run_cli(*args: str, modules_file: Path | None = None, env: dict[str, str] | 
                           env={**os.environ, **(env or {})}, check=False)  # fmt: skip
 
 
+@pytest.mark.slow  # the command line in a subprocess: a few seconds each
 def test_a_remote_run_never_imports_the_engine_and_writes_every_report(qa_files, tmp_path: Path) -> None:
     question_set, thresholds = qa_files
     modules_file = tmp_path / "modules.json"
@@ -68,6 +69,7 @@ def test_a_remote_run_never_imports_the_engine_and_writes_every_report(qa_files,
         ["results.jsonl", "summary.json", "report.md", "report.html", "junit.xml"])  # fmt: skip
 
 
+@pytest.mark.slow  # the command line in a subprocess: a few seconds each
 @pytest.mark.parametrize(
     ("fake", "args", "words"),
     [
@@ -99,6 +101,7 @@ def test_a_server_that_cannot_be_evaluated_is_one_message_and_exit_3(fake, args,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # the command line in a subprocess: a few seconds each
 @pytest.mark.parametrize(
     ("args", "words"),
     [
