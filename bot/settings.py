@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         description="Bearer tokens a client of /v1 must send, comma-separated, each at least 16 characters; "
         "a keyed client is limited per key (and per end user it names). Empty: no key needed, limits per address.",
     )
+    qa_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens of the QA suite (`python -m bot eval --url`), comma-separated, each at least 16 "
+        "characters: a request carrying one counts against no rate limit or site cap (and is accepted on /v1).",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -145,21 +150,22 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate such as '20/minute;200/hour'") from error
         return value
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "qa_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("api_keys")
+    @field_validator("api_keys", "qa_keys")
     @classmethod
-    def _check_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+    def _check_keys(cls, keys: list[SecretStr], info: ValidationInfo) -> list[SecretStr]:
         for key in keys:  # never quote a key in the message: it is a secret, even a bad one
             secret = key.get_secret_value()
             if len(secret) < _MIN_KEY_CHARS or not secret.isprintable() or any(c.isspace() for c in secret):
-                raise ValueError(f"every key in BOT_API_KEYS must be at least {_MIN_KEY_CHARS} printable characters "
-                                 "without spaces, e.g. the output of `openssl rand -hex 24`")  # fmt: skip
+                raise ValueError(f"every key in BOT_{str(info.field_name).upper()} must be at least "
+                                 f"{_MIN_KEY_CHARS} printable characters without spaces, e.g. the output of "
+                                 "`openssl rand -hex 24`")  # fmt: skip
         return keys
 
     @property

@@ -153,6 +153,7 @@ class CaseMetrics:
     forbidden_found: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
     first_text_ms: float | None = None
+    server_ms: float | None = None
     groundedness: float | None = None
     lead: bool | None = None
     first_sentence: str | None = None
@@ -221,6 +222,7 @@ def measure_case(
         forbidden_found=forbidden_text_found(case.must_not_include, answer.answer),
         latency_ms=round(latency_ms, 3),
         first_text_ms=round(first_text_ms, 3) if first_text_ms is not None else None,
+        server_ms=answer.timings_ms.get("total"),
         groundedness=groundedness(answer, body),
         lead=leads_with(case.lead, body),
         first_sentence=first_sentence(body) if case.lead else None,
@@ -358,6 +360,7 @@ def summarize(scored: Sequence[tuple[Case, CaseMetrics]]) -> GroupSummary:
             samples["fallback_rate"].append(float(m.fell_back))
     latencies = [m.latency_ms for _, m in scored if not m.crashed]
     first_texts = [m.first_text_ms for _, m in scored if m.first_text_ms is not None]
+    servers = [m.server_ms for _, m in scored if m.server_ms is not None]
     return GroupSummary(
         cases=len(scored),
         passed=sum(not m.failures(c) for c, m in scored),
@@ -371,6 +374,8 @@ def summarize(scored: Sequence[tuple[Case, CaseMetrics]]) -> GroupSummary:
             "mean": round(statistics.fmean(latencies), 3) if latencies else None,
             "first_text_p50": percentile(first_texts, 50),
             "first_text_p95": percentile(first_texts, 95),
+            "server_p50": percentile(servers, 50),
+            "server_p95": percentile(servers, 95),
         },
         removed_sentences=sum(m.removed_sentences for _, m in scored),
     )

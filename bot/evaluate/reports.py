@@ -17,6 +17,7 @@ from bot.evaluate.compare import Comparison, comparison_lines
 from bot.evaluate.gate import GateResult
 from bot.evaluate.loader import EVAL_DIR
 from bot.evaluate.metrics import GroupSummary
+from bot.evaluate.provenance import header_lines, junit_properties
 from bot.evaluate.runner import ALL, CaseResult, EvaluationRun
 from bot.settings import PROJECT_ROOT, Settings
 
@@ -43,8 +44,8 @@ def default_out_dir(now: datetime | None = None) -> Path:
     return REPORTS_DIR / (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def run_info(settings: Settings) -> dict[str, Any]:
-    """What a reader needs to reproduce the run: commit, engine settings, machine."""
+def run_info(settings: Settings, *, engine_settings: bool = True) -> dict[str, Any]:
+    """What a reader needs to reproduce the run: commit, engine settings (not for a server's run), machine."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
                                 text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
@@ -52,12 +53,12 @@ def run_info(settings: Settings) -> dict[str, Any]:
                                     text=True, timeout=5, check=True).stdout.strip())  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "unknown", False
+    engine = {"embedding_model": settings.embedding_model, "top_k": settings.top_k,
+              "chunk_max_chars": settings.chunk_max_chars}  # fmt: skip
     return {
         "commit": commit + ("+uncommitted changes" if dirty else ""),
         "corpus_dir": str(settings.corpus_dir),
-        "embedding_model": settings.embedding_model,
-        "top_k": settings.top_k,
-        "chunk_max_chars": settings.chunk_max_chars,
+        **(engine if engine_settings else {}),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }
@@ -73,7 +74,7 @@ def _ms(value: float | None) -> str:
 
 def summary_rows(summaries: Mapping[str, GroupSummary]) -> tuple[list[str], list[list[str]]]:
     """The summary table as a header and rows of text (``–``: the set has no case for that metric)."""
-    header = ["set", "cases", "passed", *(h for h, _ in TABLE_COLUMNS), "p50 ms", "p95 ms"]
+    header = ["set", "cases", "passed", *(h for h, _ in TABLE_COLUMNS), "p50 ms", "p95 ms", "engine p50"]
     rows = [
         [
             scope,
@@ -82,6 +83,7 @@ def summary_rows(summaries: Mapping[str, GroupSummary]) -> tuple[list[str], list
             *(_format(s.metrics.get(metric)) for _, metric in TABLE_COLUMNS),
             _ms(s.latency_ms["p50"]),
             _ms(s.latency_ms["p95"]),
+            _ms(s.latency_ms.get("server_p50")),
         ]
         for scope, s in summaries.items()
     ]
@@ -176,6 +178,7 @@ def render_markdown(run: EvaluationRun, gate: GateResult, comparison: Comparison
         "# Evaluation report",
         f"Run {run.started_at:%Y-%m-%d %H:%M:%S} UTC, {len(run.results)} cases in {run.seconds:.1f} s, "
         f"commit `{run.info.get('commit', 'unknown')}`.",
+        "\n".join(f"- {line}" for line in header_lines(run)),
         "## Gate",
         "\n".join(f"- {line.strip()}" if i else line for i, line in enumerate(gate_lines(gate))),
         "## Per set",
@@ -216,6 +219,7 @@ def write_junit_xml(run: EvaluationRun, gate: GateResult, path: Path) -> None:
     """``junit.xml``: a suite per set with one testcase per case (``set/id``), and a suite for the gate."""
     root = ET.Element("testsuites", name="eval", tests=str(len(run.results)),
                       failures=str(len(run.failed)), time=f"{run.seconds:.3f}")  # fmt: skip
+    properties = junit_properties(run.info)
     for question_set in run.sets:
         results = [r for r in run.results if r.set_name == question_set.name]
         crashed = [r for r in results if r.metrics.crashed]
@@ -225,6 +229,10 @@ def write_junit_xml(run: EvaluationRun, gate: GateResult, path: Path) -> None:
             time=f"{sum(r.metrics.latency_ms for r in results) / 1000:.3f}",
             timestamp=run.started_at.isoformat(timespec="seconds"),
         )  # fmt: skip
+        if properties:
+            listed = ET.SubElement(suite, "properties")
+            for name, value in properties:
+                ET.SubElement(listed, "property", name=name, value=value)
         for result in results:
             case = ET.SubElement(suite, "testcase", classname=f"eval.{question_set.name}", name=result.name,
                                  time=f"{result.metrics.latency_ms / 1000:.3f}")  # fmt: skip
@@ -278,6 +286,7 @@ def _case_view(result: CaseResult) -> dict[str, Any]:
         "gold_rank": result.metrics.gold_rank,
         "key_coverage": result.metrics.key_coverage,
         "latency_ms": result.metrics.latency_ms,
+        "server_ms": result.metrics.server_ms,
     }
 
 
@@ -319,6 +328,7 @@ def render_html(run: EvaluationRun, gate: GateResult, comparison: Comparison | N
         run=run,
         gate=gate,
         gate_lines=gate_lines(gate),
+        header_lines=header_lines(run),
         comparison=_comparison_view(comparison) if comparison else None,
         header=header,
         rows=rows,

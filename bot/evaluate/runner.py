@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -14,6 +15,13 @@ from bot.evaluate.metrics import CaseMetrics, GroupSummary, crashed_case, measur
 
 #: The name of the whole run in summaries and thresholds.
 ALL = "all"
+
+
+class RunStopped(Exception):
+    """The asker cannot go on (its server is unreachable, refuses, or asks to wait too long): the run stops.
+
+    Unlike any other exception, it is not recorded as a crash of the case: nothing was measured.
+    """
 
 
 class Asker(Protocol):
@@ -111,6 +119,8 @@ def run_case(engine: Asker, case: Case, *, set_name: str, disclaimer: str) -> Ca
         reply, first_text_ms = _scored_reply(engine, case.scored_question, list(history), started)
         latency_ms = (time.perf_counter() - started) * 1000
         recorded = Answer.model_validate(reply.model_dump(mode="json"))
+    except RunStopped:
+        raise
     except Exception as error:
         return CaseResult(set_name, case, None, history, crashed_case(case, error, latency_ms=latency_ms))
     metrics = measure_case(case, recorded, disclaimer=disclaimer, latency_ms=latency_ms, first_text_ms=first_text_ms)
@@ -146,8 +156,9 @@ def run_evaluation(
     disclaimer: str | None = None,
     tags: Iterable[str] | None = None,
     progress: bool = False,
+    concurrency: int = 1,
 ) -> EvaluationRun:
-    """Run every selected case through ``engine.ask``, in set order.
+    """Run every selected case through ``engine.ask``; results in set order, whatever order they finish in.
 
     Args:
         engine: The engine (``Engine``), or anything with the same ``ask``.
@@ -155,7 +166,13 @@ def run_evaluation(
         disclaimer: The disclaimer every reply must end with; the product's own by default.
         tags: Run only the cases carrying one of these tags.
         progress: Show a progress bar on standard error.
+        concurrency: Cases asked at the same time (each conversation's turns stay in order).
+
+    Raises:
+        RunStopped: The asker could not go on; the cases not yet asked are not asked.
     """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     if disclaimer is None:
         from bot.policy import DISCLAIMER
 
@@ -163,14 +180,20 @@ def run_evaluation(
     selected = select_cases(question_sets, tags)
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
-    results: list[CaseResult] = []
     from tqdm import tqdm
 
     with tqdm(total=len(selected), desc="eval", unit="case", disable=not progress, leave=False) as bar:
-        for question_set, case in selected:
-            bar.set_postfix_str(f"{question_set.name}/{case.id}"[:40], refresh=False)
-            results.append(run_case(engine, case, set_name=question_set.name, disclaimer=disclaimer))
+
+        def one(question_set: QuestionSet, case: Case) -> CaseResult:
+            result = run_case(engine, case, set_name=question_set.name, disclaimer=disclaimer)
+            bar.set_postfix_str(result.name[:40], refresh=False)
             bar.update()
+            return result
+
+        if concurrency == 1:
+            results = [one(question_set, case) for question_set, case in selected]
+        else:
+            results = _run_concurrently(one, selected, concurrency)
     ran = {s.name for s, _ in selected}
     return EvaluationRun(
         results=results,
@@ -178,3 +201,18 @@ def run_evaluation(
         started_at=started_at,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _run_concurrently(
+    one: Callable[[QuestionSet, Case], CaseResult], selected: Sequence[tuple[QuestionSet, Case]], concurrency: int
+) -> list[CaseResult]:
+    """``one`` over every case on ``concurrency`` threads; the first ``RunStopped`` cancels what hasn't started."""
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="eval") as pool:
+        futures = [pool.submit(one, question_set, case) for question_set, case in selected]
+        done, _pending = wait(futures, return_when=FIRST_EXCEPTION)
+        stopped = next((f.exception() for f in done if f.exception() is not None), None)
+        if stopped is not None:
+            for future in futures:
+                future.cancel()
+            raise stopped
+        return [future.result() for future in futures]

@@ -7,10 +7,10 @@ cases once per composer, gates each run, compares it with an earlier run and wri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.evaluate.compare import Comparison, EarlierRun, EarlierRunError, compare_runs, read_earlier_run
 from bot.evaluate.gate import THRESHOLDS_FILE, GateResult, Threshold, ThresholdsError, check_gate, load_thresholds
@@ -146,6 +146,8 @@ def run_suite(
     progress: bool = False,
     warn: Callable[[str], None] | None = None,
     on_run: Callable[[ComposerRun], None] | None = None,
+    concurrency: int = 1,
+    server: Callable[[], Mapping[str, Any]] | None = None,
 ) -> SuiteResult:
     """Run every case once per composer; gate, compare and write the reports of each run.
 
@@ -157,14 +159,22 @@ def run_suite(
         progress: Show a progress bar on standard error.
         warn: Told when a composer can't be used (the run goes on extractively).
         on_run: Given each composer's run as soon as its reports are written.
+        concurrency: Cases asked at the same time.
+        server: For a run against a server (``--url``): what the report's header records about it (its health,
+            route, waits), asked once the cases are answered; the local engine settings are left out.
+
+    Raises:
+        RunStopped: The asker could not go on (a remote run: see ``bot.evaluate.remote``); nothing is written.
     """
     runs: list[ComposerRun] = []
     for spec in plan.composers:
         composed = engine.with_composer(spec)
         if composed.composer != spec and warn is not None:
             warn(f"{spec}: {composed.composer_problem}")
-        run = run_evaluation(composed, plan.question_sets, tags=plan.tags, progress=progress)
-        run.info = run_info(plan.settings) | {"composer": composed.composer}
+        run = run_evaluation(composed, plan.question_sets, tags=plan.tags, progress=progress, concurrency=concurrency)
+        run.info = run_info(plan.settings, engine_settings=server is None) | {"composer": composed.composer}
+        if server is not None:
+            run.info["server"] = {**server(), "concurrency": concurrency}
         summaries = run.set_summaries()
         gate = check_gate(summaries, list(plan.thresholds))
         comparison = None

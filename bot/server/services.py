@@ -106,6 +106,7 @@ class Services:
         self._store_checked_until = 0.0
         # -- the OpenAI-compatible API: its keys, and the tokenizer its usage counts with (read once, here)
         self.api_keys = ApiKeys(key.get_secret_value() for key in settings.api_keys)
+        self.qa_keys = ApiKeys(key.get_secret_value() for key in settings.qa_keys)
         self.tokens = TokenCounter.for_model(settings.embedding_model)
 
     @property

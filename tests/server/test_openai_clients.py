@@ -244,3 +244,52 @@ def test_the_openai_sdk_raises_a_failure_mid_stream_as_an_api_error(serve) -> No
             list(stream)
     assert failed.value.message == policy.STORE_UNAVAILABLE
     assert isinstance(failed.value.body, dict) and failed.value.body["disclaimer"] == policy.DISCLAIMER
+
+
+# -- BOT_QA_KEYS: the QA suite (python -m bot eval --url) ------------------------------------------------
+
+QA_KEY = "q" * 16 + "-qa-suite"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/chat", {"message": QUESTION}),
+        ("/api/chat/stream", {"message": QUESTION}),
+        (COMPLETIONS, openai_request(QUESTION)),
+        (COMPLETIONS, openai_request(QUESTION, stream=True)),
+    ],
+    ids=["chat", "stream", "completions", "completions-stream"],
+)
+def test_a_qa_key_counts_against_no_limit_on_any_way_in(serve, path: str, body: dict) -> None:
+    with serve(qa_keys=keys(QA_KEY), api_keys=keys(KEY), rate_limit="1/minute", daily_cap_per_origin=1) as served:
+        suite = [served.client.post(path, json=body, headers={**bearer(QA_KEY), "Origin": "https://gym.example"})
+                 for _ in range(5)]  # fmt: skip
+        other = [served.client.post(path, json=body, headers=bearer(KEY)) for _ in range(2)]
+    assert [r.status_code for r in suite] == [200] * 5
+    assert [r.status_code for r in other] == [200, 429]  # anyone else is still limited
+    assert all(r.text for r in suite) and len(served.engine.asked) == 6
+
+
+def test_a_qa_key_is_let_into_v1_and_an_unknown_bearer_is_not(serve) -> None:
+    with serve(qa_keys=keys(QA_KEY), api_keys=keys(KEY)) as served:
+        qa = served.client.post(COMPLETIONS, json=openai_request(QUESTION), headers=bearer(QA_KEY))
+        stranger = served.client.post(COMPLETIONS, json=openai_request(QUESTION), headers=bearer("s" * 20))
+        models = served.client.get("/v1/models", headers=bearer(QA_KEY))
+    assert (qa.status_code, stranger.status_code, models.status_code) == (200, 401, 200)
+
+
+def test_without_qa_keys_a_bearer_on_the_chat_api_changes_nothing(serve) -> None:
+    with serve(rate_limit="1/minute") as served:
+        codes = [served.client.post("/api/chat", json={"message": QUESTION}, headers=bearer(QA_KEY)).status_code
+                 for _ in range(2)]  # fmt: skip
+    assert codes == [200, 429]
+
+
+def test_bot_qa_keys_are_checked_like_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_QA_KEYS", f"{QA_KEY}, short")
+    with pytest.raises(ValueError, match="every key in BOT_QA_KEYS must be at least 16") as raised:
+        Settings()
+    assert "short" not in str(raised.value)
+    monkeypatch.setenv("BOT_QA_KEYS", f"{QA_KEY},{QA_KEY}-2")
+    assert [k.get_secret_value() for k in Settings().qa_keys] == [QA_KEY, f"{QA_KEY}-2"]
