@@ -31,9 +31,13 @@ def embeddings():
     return load_embeddings(threads=1)
 
 
+#: The host name Starlette's TestClient sends (``http://testserver``), which the apps under test answer to.
+TEST_HOSTS = ["testserver"]
+
+
 @pytest.fixture(scope="session")
 def index_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(corpus_dir=CORPUS, index_dir=tmp_path_factory.mktemp("index"))
+    return Settings(corpus_dir=CORPUS, index_dir=tmp_path_factory.mktemp("index"), allowed_hosts=TEST_HOSTS)
 
 
 @pytest.fixture(scope="session")

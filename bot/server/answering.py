@@ -1,60 +1,97 @@
 """The one request policy every way in calls: ``/api/chat``, ``/api/chat/stream``, ``/api/feedback`` and the page.
 
-For each question, in this order: who is asking (``client_address``, derived here only); their rate limit
-and their embedding site's daily cap (``admit`` raises ``RateLimited``); the engine loaded and its store
-reachable (``NotReady`` / ``StoreUnavailable``); one of the ``BOT_WORKER_THREADS`` answer slots, waiting its
-turn when all are busy (a stream holds its slot until its answer is complete); a store lost on the way
-raised as ``StoreUnavailable``; and the answer recorded (metrics, the request's log line). How each refusal
-is told, on the API and on the page alike, is ``errors.refusal``.
+For each question, in this order: who is asking (``client_address``, derived here only, from the address
+``bot.server.forwarded`` resolved); their rate limit and their embedding site's daily cap (``admit`` raises
+``RateLimited``) — counted once, by the gate (``bot.server.gate``) in front of every route, Gradio's included,
+before anything reads the body; the engine loaded and its store reachable (``NotReady`` /
+``StoreUnavailable``); text that can't be encoded (a lone surrogate) answered ``invalid`` without asking the
+engine; one of the ``BOT_WORKER_THREADS`` answer slots, waiting its turn when all are busy (a stream holds its
+slot until its answer is complete); a store lost on the way raised as ``StoreUnavailable``; and the answer
+recorded (metrics, the request's log line) and given an id (``served``) that a rating must name. How each
+refusal is told, on the API and on the page alike, is ``errors.refusal``.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, MutableMapping
 from typing import Any
 
 import anyio
 from fastapi import Depends, Request
 
-from bot.contract import Answer
+from bot.contract import Answer, make_readable, readable_request
 from bot.feedback import Feedback
 from bot.observability import request_fields
 from bot.server import metrics
 from bot.server.errors import FeedbackUnavailable, StoreUnavailable
+from bot.server.forwarded import client_key
 from bot.server.middleware import embedding_site
+from bot.server.schemas import ServedAnswer
 from bot.server.services import Loaded, Services, get_services
 
 log = logging.getLogger("bot.server.answering")
 
 
+#: Where the gate notes that it counted a request (``scope["state"]``): ``ask`` or ``rate``.
+_ADMITTED = "admitted"
+
+
 def client_address(request: object | None) -> str:
-    """Who is asking, for rate limits: the client's address (behind a proxy, configure its forwarded headers).
+    """Who is asking, for rate limits: the client's address (IPv6: its /64), as ``Forwarded`` resolved it.
 
     ``request``: Starlette's or Gradio's (which passes ``client`` through); ``None`` when there is none.
     """
     client = getattr(request, "client", None)
-    return str(client.host) if client is not None else "unknown"
+    return client_key(str(client.host)) if client is not None and client.host else "unknown"
 
 
-def admit(services: Services, client: str, site: str | None = None) -> Loaded:
-    """Count a request from ``client`` (on embedding ``site``) against its limits, then what answers it.
+def scope_client(scope: Any) -> str:
+    """``client_address`` of a request's ASGI scope."""
+    client = scope.get("client")
+    return client_key(str(client[0])) if client else "unknown"
+
+
+def admit(services: Services, client: str, site: str | None = None, *, rating: bool = False) -> Loaded:
+    """Count a question (``rating``: a rating) from ``client`` (on embedding ``site``), then what answers it.
 
     Raises ``RateLimited`` (not counted), then ``StoreUnavailable`` or ``NotReady`` (counted: asking again at
     once doesn't help).
     """
-    services.limiter.hit(client, site)
+    services.limiter.hit(client, site, rating=rating)
     return services.loaded()
 
 
+def mark_admitted(scope: MutableMapping[str, Any], kind: str) -> None:
+    """Note on the request that the gate counted it (as ``ask`` or ``rate``): nothing further in counts it again."""
+    scope.setdefault("state", {})[_ADMITTED] = kind
+
+
+def _gate_counted(scope: Any) -> bool:
+    return isinstance(scope, dict) and _ADMITTED in scope.get("state", {})
+
+
 async def admitted(request: Request, services: Services = Depends(get_services)) -> Loaded:  # noqa: B008
-    """``admit`` as a FastAPI dependency: refusals are answered before any response starts."""
-    return admit(services, client_address(request), embedding_site(request.scope))
+    """What answers a request the gate admitted (a FastAPI dependency); counted here if it somehow wasn't."""
+    if _gate_counted(request.scope):
+        return services.loaded()
+    rating = request.url.path.startswith("/api/feedback")
+    return admit(services, client_address(request), embedding_site(request.scope), rating=rating)
+
+
+def admit_page(services: Services, request: Any, *, rating: bool = False) -> Loaded:
+    """``admitted`` for the chat page's handlers (``request``: Gradio's, which wraps the queue's HTTP request)."""
+    inner = getattr(request, "request", None)
+    if _gate_counted(getattr(inner, "scope", None)):
+        return services.loaded()
+    return admit(services, client_address(request), rating=rating)
 
 
 async def answer(services: Services, loaded: Loaded, question: str, history: Iterable[Any]) -> Answer:
     """The answer to ``question``, computed in a worker thread once an answer slot is free."""
+    if not readable_request(question, history):
+        return unreadable(services, loaded, question)
     try:
         found = await anyio.to_thread.run_sync(loaded.engine.ask, question, history, limiter=loaded.slots)
     except Exception as error:
@@ -72,6 +109,9 @@ async def stream(
 
     Close it (``contextlib.aclosing``) when stopping early: that gives the slot back at once.
     """
+    if not readable_request(question, history):
+        yield unreadable(services, loaded, question)
+        return
     # A token of our own rather than the current task: the generator may be closed from another task.
     holder = object()
     await loaded.slots.acquire_on_behalf_of(holder)
@@ -87,6 +127,24 @@ async def stream(
         raise
     finally:
         loaded.slots.release_on_behalf_of(holder)
+
+
+def unreadable(services: Services, loaded: Loaded, question: str) -> Answer:
+    """The ``invalid`` answer to text that can't be encoded (a lone surrogate): its question made readable."""
+    found = loaded.engine.reject(make_readable(question), "unreadable")
+    record(services, found)
+    return found
+
+
+def served(services: Services, answer: Answer, history: Iterable[Any]) -> ServedAnswer:
+    """``answer`` as the API and the page's API give it: with the signed id a rating of it must name."""
+    answer_id = services.signer.sign(answer, history) if services.signer is not None else ""
+    return ServedAnswer.model_construct(**dict(answer), answer_id=answer_id)
+
+
+def verified(services: Services, answer: ServedAnswer, history: Iterable[Any]) -> bool:
+    """Whether ``answer`` is one this server gave, unchanged, in the context of ``history``."""
+    return services.signer is not None and services.signer.verify(answer, history, answer.answer_id)
 
 
 def record(services: Services, answer: Answer) -> None:
@@ -106,8 +164,8 @@ def record(services: Services, answer: Answer) -> None:
 def rate(services: Services, feedback: Feedback, *, channel: str) -> int:
     """Store a rating (``channel``: ``api`` or ``page``); its id, or ``FeedbackUnavailable``.
 
-    Not rate limited here: the API admits its ratings first, the chat page never has (its ratings come
-    from answers it gave).
+    Counted by the gate before it gets here (ratings have an allowance of their own); the API's are verified
+    first (``verified``), the page's are of the answers it keeps itself.
     """
     engine, store, _slots = services.loaded()
     try:

@@ -25,9 +25,11 @@ log = logging.getLogger("bot.server.errors")
 
 _ERROR_CODES = {
     400: "bad_request",
+    401: "not_authorised",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "request_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
@@ -47,6 +49,10 @@ class StoreUnavailable(Exception):
 
 class FeedbackUnavailable(Exception):
     """A rating could not be stored."""
+
+
+class AnswerNotVerified(Exception):
+    """A rating names an answer this server didn't give (or one changed since)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
     return json_error(error.status_code, _ERROR_CODES.get(error.status_code, "error"), message, error.headers)
 
 
+async def _not_verified(request: Request, error: Exception) -> Response:
+    return json_error(422, "answer_not_verified", str(error))
+
+
 async def _validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     problems = []
@@ -140,5 +150,6 @@ HANDLERS: dict[int | type[Exception], Handler] = {
     NotReady: _refused,
     StoreUnavailable: _refused,
     FeedbackUnavailable: _refused,
+    AnswerNotVerified: _not_verified,
     Exception: _unexpected,
 }

@@ -1,13 +1,19 @@
 """``/`` while the chat page is built: a "starting up" page that reloads itself, then the page itself.
 
 The API is ready seconds before the chat page (importing Gradio takes longer than loading the engine), so
-``PageSlot`` is mounted at ``/`` from the start and hands every request to the page once it is served.
-Until then ``/`` is a small 503 page, and any other path is the API's JSON 404, as if nothing were there.
+``PageSlot`` is mounted at ``/`` from the start and hands requests to the page once it is served. Until then
+``/`` is a small 503 page, and any other path is the API's JSON 404, as if nothing were there.
+
+Only what the page uses reaches Gradio (``PAGE_ROUTES``): the page, its assets and config, its queue and its
+``ask`` API. Everything else Gradio would serve — uploads, files from disk, proxying, monitoring, MCP — is a
+JSON 404 (or 405 for a method the path doesn't take). ``events`` and ``apis`` say what each of the page's
+events does, for the gate (``bot.server.gate``) to count.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -21,15 +27,49 @@ _HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <p role="status">{message}</p></body></html>"""
 
 
+_GET = ("GET", "HEAD")
+#: What the page uses of Gradio's routes: exact paths, and prefixes (ending in "/"), with their methods.
+PAGE_ROUTES: dict[str, tuple[str, ...]] = {
+    "/": _GET,
+    "/config": _GET,
+    "/favicon.ico": _GET,
+    "/theme.css": _GET,
+    "/robots.txt": _GET,
+    "/gradio_api/info": _GET,
+    "/gradio_api/queue/data": _GET,
+    "/gradio_api/queue/join": ("POST",),
+    "/gradio_api/run/predict": ("POST",),  # the events that skip the queue (an example button, "new conversation")
+    "/assets/": _GET,
+    "/static/": _GET,
+    "/svelte/": _GET,
+    "/gradio_api/heartbeat/": _GET,
+    "/gradio_api/call/": ("POST", *_GET),  # the page's REST API (its named endpoints: ``apis``)
+}
+
+
+def page_methods(path: str) -> tuple[str, ...] | None:
+    """The methods the page takes on ``path``, or ``None`` if the page has no such path."""
+    bare = path.rstrip("/") or "/"
+    if bare in PAGE_ROUTES:
+        return PAGE_ROUTES[bare]
+    return next((methods for prefix, methods in PAGE_ROUTES.items() if prefix.endswith("/") and prefix != "/"
+                 and path.startswith(prefix)), None)  # fmt: skip
+
+
 class PageSlot:
     """The ASGI app at ``/``: the placeholder while ``status`` is ``starting`` or ``failed``, then the page."""
 
     def __init__(self) -> None:
         self.status = "starting"
         self._page: ASGIApp | None = None
+        #: What each of the page's events does (its ``fn_index`` → ``ask``, ``rate`` or ``free``), once served.
+        self.events: Mapping[int, str] = {}
+        #: The same for its named REST endpoints (``/gradio_api/call/<name>``).
+        self.apis: Mapping[str, str] = {}
 
-    def serve(self, page: ASGIApp) -> None:
-        """From now on, ``/`` and everything under it is ``page``."""
+    def serve(self, page: ASGIApp, *, events: Mapping[int, str], apis: Mapping[str, str]) -> None:
+        """From now on, what ``/`` serves is ``page``, whose events do what ``events`` and ``apis`` say."""
+        self.events, self.apis = dict(events), dict(apis)
         self._page, self.status = page, "ready"
 
     def failed(self) -> None:
@@ -38,7 +78,12 @@ class PageSlot:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request to the page, or answer it in the page's place."""
-        if self._page is not None:
+        if self._page is not None and scope["type"] == "http":
+            methods = page_methods(scope["path"])
+            if methods is None:
+                raise HTTPException(404)
+            if scope["method"] not in methods:
+                raise HTTPException(405, headers={"Allow": ", ".join(methods)})
             await self._page(scope, receive, send)
             return
         if scope["type"] != "http":
