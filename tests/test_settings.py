@@ -42,7 +42,7 @@ def test_origins_are_written_as_browsers_send_them(monkeypatch: pytest.MonkeyPat
 @pytest.mark.parametrize("wildcard", ["*", "https://*.gym.example", "https://gym.*"])
 def test_a_wildcard_origin_is_refused_saying_to_list_each_site(monkeypatch: pytest.MonkeyPatch, wildcard: str) -> None:
     monkeypatch.setenv("BOT_CORS_ORIGINS", wildcard)
-    with pytest.raises(ValidationError, match="has a wildcard, which is not supported.*listed in full"):
+    with pytest.raises(ValidationError, match=r"has a wildcard, which is not supported.*listed in full"):
         Settings()
 
 
