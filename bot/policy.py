@@ -101,6 +101,7 @@ ANSWER_NOT_VERIFIED = (
     "That answer can't be rated: it wasn't given by this coach, or it was changed. Ask the question again and "
     "rate the new answer."
 )
+BODY_NOT_READABLE = "The request body can't be read: send JSON, encoded as UTF-8."
 EVENT_NOT_READABLE = "The chat page's request isn't readable JSON. Please reload the page."
 UNREADABLE_TEXT = "The request contains text that can't be read (broken characters). Please retype it as plain text."
 

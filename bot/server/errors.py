@@ -114,7 +114,9 @@ async def _refused(request: Request, error: Exception) -> Response:
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     message = error.detail if isinstance(error.detail, str) and error.status_code != 500 else policy.REQUEST_FAILED
-    if error.status_code == 404:
+    if error.status_code == 400 and error.detail == "There was an error parsing the body":  # FastAPI's words
+        message = policy.BODY_NOT_READABLE
+    elif error.status_code == 404:
         message = policy.no_such_path(request.url.path)
     elif error.status_code == 405:
         message = policy.method_not_supported(request.method, request.url.path)
@@ -122,7 +124,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 
 async def _not_verified(request: Request, error: Exception) -> Response:
-    return json_error(422, "answer_not_verified", str(error))
+    return json_error(403, "answer_not_verified", str(error))
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:

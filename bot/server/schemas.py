@@ -23,7 +23,9 @@ class ChatRequest(BaseModel):
 class ServedAnswer(Answer):
     """The answer JSON contract as the API gives it, with the id a rating of it must name."""
 
-    answer_id: str = Field(description="Signed id of this answer; `/api/feedback` checks it.")
+    answer_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{43}$", description="Signed id of this answer; `/api/feedback` checks it."
+    )
 
 
 class RatingRequest(BaseModel):
@@ -112,7 +114,10 @@ def _error(description: str) -> dict[str, Any]:
 
 #: The errors any route may answer with (the server's layers answer them before a route runs), for the docs.
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _error("The Host header isn't one this server answers to (`host_not_allowed`)."),
+    400: _error(
+        "The Host header isn't one this server answers to (`host_not_allowed`), or the body can't be "
+        "decoded (`bad_request`)."
+    ),
     403: _error("The request comes from a site not in BOT_CORS_ORIGINS (`origin_not_allowed`)."),
     404: _error("There is no such path (`not_found`)."),
     405: _error("The path doesn't take this method (`method_not_allowed`)."),

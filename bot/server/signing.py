@@ -68,7 +68,8 @@ class AnswerSigner:
 
     def verify(self, answer: Answer, history: Iterable[Any], answer_id: str) -> bool:
         """Whether ``answer_id`` is this key's id of exactly ``answer`` in ``history``."""
-        return hmac.compare_digest(self.sign(answer, history), answer_id)
+        given = answer_id.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(self.sign(answer, history).encode(), given)
 
 
 def _data_folder_key(path: Path) -> bytes:

@@ -37,7 +37,15 @@ async def chat(
 _EVENTS: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-sent events: `delta`s, then one `answer` (or an `error`).",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                "itemSchema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {"event": {"enum": ["delta", "answer", "error"]}, "data": {"type": "string"}},
+                }
+            }
+        },
     }
 }
 

@@ -13,11 +13,11 @@ import logging
 import os
 from functools import lru_cache
 from importlib.resources import files
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from bot import policy
 from bot.index import store_description
@@ -115,16 +115,22 @@ _ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRAC
 @fallback.api_route("/{path:path}", methods=_ANY_METHOD, include_in_schema=False)
 def unknown(request: Request, path: str) -> None:
     """Anything else under /api is a JSON 404 (not the chat page), or a 405 if the path takes other methods."""
-    allowed: set[str] = set()
-    for route in request.app.routes:
-        if getattr(route, "endpoint", None) is unknown or not hasattr(route, "methods"):
-            continue
-        found, _child = route.matches({**request.scope, "method": "\0"})
-        if found is not Match.NONE and route.methods:
-            allowed |= set(route.methods)
+    allowed = _documented_methods(request.app).get(request.url.path)
     if allowed:
-        raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        raise HTTPException(405, headers={"Allow": ", ".join(allowed)})
     raise HTTPException(404)
+
+
+def _documented_methods(app: Any) -> dict[str, list[str]]:
+    """The methods each documented path takes (from the app's OpenAPI schema; HEAD wherever GET is)."""
+    found = getattr(app.state, "documented_methods", None)
+    if found is None:
+        found = {}
+        for path, operations in app.openapi().get("paths", {}).items():
+            methods = [method.upper() for method in operations if method.upper() in _ANY_METHOD]
+            found[path] = sorted({*methods, *(["HEAD"] if "GET" in methods else [])})
+        app.state.documented_methods = found
+    return found
 
 
 widget = APIRouter()
