@@ -27,12 +27,8 @@ def test_the_api_conforms_to_its_own_schema_under_every_check(tmp_path: Path) ->
                         cors_origins=["https://gym.example"])  # fmt: skip
     schemathesis = Path(sys.executable).with_name("schemathesis")
     with ThreadedServer(create_app(settings, engine=FakeEngine(), page=False), free_port(), settings) as server:
-        run = subprocess.run(
-            [str(schemathesis), "run", f"{server.url}/openapi.json", "--checks", "all", "--max-examples", "40",
-             "--workers", "1", "--seed", "20261127", "--no-color"],  # fmt: skip
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        budget = ["--max-examples", "40", "--workers", "1", "--seed", "20261127", "--no-color"]
+        command = [str(schemathesis), "run", f"{server.url}/openapi.json", "--checks", "all", *budget]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends
 
 from bot import policy
@@ -11,7 +13,7 @@ from bot.server.schemas import API_ERRORS, FeedbackReceipt, RatingRequest
 from bot.server.services import Services, get_services
 
 router = APIRouter(prefix="/api", responses=API_ERRORS, tags=["feedback"])
-_NOT_VERIFIED = {
+_NOT_VERIFIED: dict[int | str, dict[str, Any]] = {
     403: {
         "description": "Not an answer this server gave, unchanged (`answer_not_verified`), or the request comes "
         "from a site not in BOT_CORS_ORIGINS (`origin_not_allowed`).",
