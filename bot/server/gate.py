@@ -142,12 +142,12 @@ class Gate:
         """What the event does, or the error it gets: not JSON, no such event, a question or comment too long."""
         try:
             event = json.loads(body)
-        except ValueError:  # bad UTF-8 included
+        except (ValueError, RecursionError):  # bad UTF-8 included; nested past the parser's depth
             return json_error(400, "bad_request", policy.EVENT_NOT_READABLE), Kind.free
         slot = self.services.page_slot
         assert slot is not None
         name = path.rstrip("/").rsplit("/", 1)[-1]
-        if not isinstance(event, dict):
+        if not isinstance(event, dict) or _deeper_than(event, _MAX_DEPTH):
             return json_error(400, "bad_request", policy.EVENT_NOT_READABLE), Kind.free
         index = event.get("fn_index")
         if under(path, ("/gradio_api/queue/join",)) or name == "predict":
@@ -163,6 +163,22 @@ class Gate:
         if isinstance(first, str) and most is not None and len(first) > most:
             return json_error(422, "invalid_request", policy.question_too_long(most)), kind
         return None, kind
+
+
+#: How deep the page's events nest, at most (theirs: 4); Gradio's own parsing fails on thousands of levels.
+_MAX_DEPTH = 32
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests more than ``limit`` lists or objects deep (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

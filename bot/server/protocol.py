@@ -65,10 +65,11 @@ _TOO_SLOW = _raw_response("408 Request Timeout", "request_timeout", policy.REQUE
 
 async def _busy(scope: Any, receive: Any, send: Any) -> None:
     """The reply on a connection over ``max_connections``: a JSON 503 with the disclaimer, then close."""
-    body = json.dumps({"error": "server_busy", "message": policy.SERVER_BUSY, "disclaimer": policy.DISCLAIMER})
-    headers = [(b"content-type", b"application/json"), (b"retry-after", b"5"), (b"connection", b"close")]
+    body = json.dumps({"error": "server_busy", "message": policy.SERVER_BUSY, "disclaimer": policy.DISCLAIMER}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"retry-after", b"5"), (b"connection", b"close")]  # fmt: skip
     await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body.encode()})
+    await send({"type": "http.response.body", "body": body})
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
