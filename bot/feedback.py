@@ -187,8 +187,8 @@ class FeedbackStore:
             self._db.close()
 
 
-#: Markup: HTML/XML tags, comments and CDATA, and template expressions.
-_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!?][^<>]*>|<!--|\]\]>|\{\{.*?\}\}|\$\{.*?\}", re.DOTALL)
+#: Markup: HTML/XML tags, comments and CDATA (template syntax is inert in YAML and in the eval reports).
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!?][^<>]*>|<!--|\]\]>")
 
 
 def defang(text: str) -> tuple[str, bool]:
