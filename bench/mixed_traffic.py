@@ -187,8 +187,9 @@ def main() -> None:
     print(f"{len(latencies)} requests ({args.clients} clients, 10 % hostile) in {measured['seconds']:.1f} s: "
           f"{result['requests_per_s']} requests/s, p50 {result['latency']['p50_ms']:.0f} ms, "
           f"p95 {result['latency']['p95_ms']:.0f} ms")  # fmt: skip
-    print(f"server errors: {sum(traffic.server_errors.values())} {dict(traffic.server_errors) or ''}; replies "
-          f"without the disclaimer: {len(traffic.without_disclaimer)} {traffic.without_disclaimer[:3] or ''}")  # fmt: skip
+    errors, missing = traffic.server_errors, traffic.without_disclaimer
+    print(f"server errors: {sum(errors.values())} {dict(errors) or ''}; "
+          f"replies without the disclaimer: {len(missing)} {missing[:3] or ''}")  # fmt: skip
     print(f"server RSS (MB) at 0 / {args.requests // 2} / {args.requests} requests: {picks}; all: {rss}")
     print(f"statuses: {result['statuses']}  → {path}")
 
