@@ -23,7 +23,7 @@ from bot.server.schemas import ApiError
 
 log = logging.getLogger("bot.server.errors")
 
-_ERROR_CODES = {
+ERROR_CODES = {
     400: "bad_request",
     401: "not_authorised",
     403: "forbidden",
@@ -120,7 +120,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
         message = policy.no_such_path(request.url.path)
     elif error.status_code == 405:
         message = policy.method_not_supported(request.method, request.url.path)
-    return json_error(error.status_code, _ERROR_CODES.get(error.status_code, "error"), message, error.headers)
+    return json_error(error.status_code, ERROR_CODES.get(error.status_code, "error"), message, error.headers)
 
 
 async def _not_verified(request: Request, error: Exception) -> Response:

@@ -13,13 +13,16 @@ events does, for the gate (``bot.server.gate``) to count.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Mapping
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot import policy
+from bot.server.errors import ERROR_CODES
 
 _HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
@@ -84,7 +87,7 @@ class PageSlot:
                 raise HTTPException(404)
             if scope["method"] not in methods:
                 raise HTTPException(405, headers={"Allow": ", ".join(methods)})
-            await self._page(scope, receive, send)
+            await self._page(scope, receive, _project_errors(send))
             return
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1000})
@@ -103,3 +106,46 @@ class PageSlot:
         page = _HTML.format(refresh=refresh, title=html.escape(policy.PAGE_TITLE), message=html.escape(message))
         headers = {"Retry-After": "1", "Cache-Control": "no-store"}
         return Response(page, status_code=503, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def _project_errors(send: Send) -> Send:
+    """``send`` with Gradio's JSON errors (``{"detail": …}``) given the project's shape too.
+
+    ``error`` and ``message`` are added; ``detail`` stays, which is what Gradio's own client reads.
+    """
+    started: Message | None = None
+    body = b""
+
+    async def send_reshaped(message: Message) -> None:
+        nonlocal started, body
+        if message["type"] == "http.response.start":
+            is_json = Headers(raw=message.get("headers", [])).get("content-type", "").startswith("application/json")
+            if message["status"] < 400 or not is_json:
+                await send(message)
+                return
+            started = message
+            return
+        if started is None or message["type"] != "http.response.body":
+            await send(message)
+            return
+        body += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        await send_error(started, body)
+
+    async def send_error(start: Message, raw: bytes) -> None:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and "error" not in parsed:
+            detail = parsed.get("detail")
+            status = start["status"]
+            message = detail if isinstance(detail, str) and status != 500 else policy.REQUEST_FAILED
+            raw = json.dumps({"error": ERROR_CODES.get(status, "error"), "message": message, **parsed}).encode()
+        headers = MutableHeaders(raw=list(start.get("headers", [])))
+        headers["content-length"] = str(len(raw))
+        await send({**start, "headers": headers.raw})
+        await send({"type": "http.response.body", "body": raw})
+
+    return send_reshaped

@@ -84,3 +84,20 @@ def test_health_reports_the_page_as_its_slot_stands(tmp_path) -> None:
     services.page_slot = broken
     broken.failed()
     assert [*states, services.page] == ["off", "starting", "ready", "failed"]
+
+
+async def gradios_error(scope: Scope, receive: Receive, send: Send) -> None:
+    from starlette.responses import JSONResponse
+
+    status, detail = (400, "Session hash not found.") if scope["path"].endswith("join") else (404, "Not Found")
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+def test_the_pages_own_errors_get_the_projects_shape_and_keep_gradios_detail(client: TestClient, slot: PageSlot):
+    slot.serve(gradios_error, events={}, apis={})
+    join = client.post("/gradio_api/queue/join", json={})
+    missing = client.get("/assets/no-such-file.js")
+    assert join.status_code == 400 and join.json() == {"error": "bad_request", "message": "Session hash not found.",
+                                                       "detail": "Session hash not found."}  # fmt: skip
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert int(join.headers["content-length"]) == len(join.content)
