@@ -140,8 +140,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--warmup", type=int, default=2000,
-                        help="requests before measuring (not counted): enough to fill the engine's caches")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=2000,
+        help="requests before measuring (not counted): enough to fill the engine's caches",
+    )
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this long")
     args = parser.parse_args()
 
