@@ -44,6 +44,7 @@ chromium: ## Debian's Chromium for the browser tests (installed when run as root
 	    echo "Installing Debian's Chromium for the browser tests…"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	    [ -x $(CHROMIUM) ] || { echo "Debian's chromium package did not install $(CHROMIUM)." >&2; exit 1; }; \
 	  else \
 	    echo "The browser tests need Debian's Chromium at $(CHROMIUM). Install it with:" >&2; \
 	    echo "  sudo apt-get install -y chromium chromium-driver" >&2; \

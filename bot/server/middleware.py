@@ -64,6 +64,11 @@ def same_origin(origin: str, scope: Scope) -> bool:
     return theirs == own_origin(scope)
 
 
+def _only_the_scheme_differs(origin: str, scope: Scope) -> bool:
+    own = own_origin(scope)
+    return own is not None and origin.split("://", 1)[-1] == own.split("://", 1)[-1]
+
+
 class OriginPolicy:
     """CORS allow-list, framing policy and security headers, for the whole app (Gradio's routes included).
 
@@ -89,6 +94,9 @@ class OriginPolicy:
         listed = foreign and self._listed(origin)
         if foreign and not listed and scope["path"] not in OPEN_PATHS:
             log.info("refused a request from %s to %s", origin, scope["path"])
+            if origin and _only_the_scheme_differs(origin, scope):
+                log.warning("refused %s: the page was loaded over another scheme than this server sees — behind a "
+                            "TLS proxy, list it in BOT_TRUSTED_PROXIES (docs/operations.md)", origin)  # fmt: skip
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
