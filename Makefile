@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGG
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install run serve test test-fast check eval bench bench-llm bench-http soak clean
+.PHONY: help install chromium run serve test test-fast check eval bench bench-llm bench-http bench-mixed soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,7 +35,25 @@ WORKERS ?= 1
 serve: install ## Serve with WORKERS=N app processes on one port (N > 1 needs BOT_CHROMA_URL; docs/operations.md "Scaling out")
 	BOT_WORKERS=$(WORKERS) $(PY) app.py
 
-test: install ## Install, then run every test (unit, integration, browser, eval gate)
+# The browser tests drive Debian's Chromium (never a downloaded browser): installed here as root, as CI
+# does; otherwise `make test` stops at once, saying the command to run.
+CHROMIUM := /usr/bin/chromium
+chromium: ## Debian's Chromium for the browser tests (installed when run as root)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's Chromium for the browser tests…"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	    [ -x $(CHROMIUM) ] || { echo "Debian's chromium package did not install $(CHROMIUM)." >&2; exit 1; }; \
+	  else \
+	    echo "The browser tests need Debian's Chromium at $(CHROMIUM). Install it with:" >&2; \
+	    echo "  sudo apt-get install -y chromium chromium-driver" >&2; \
+	    echo "then run make test again (make test-fast needs no browser)." >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: install chromium ## Install, then run every test (unit, integration, browser, eval gate, API schema)
 	$(PY) -m pytest
 
 test-fast: install ## The inner loop: the tests that need no model, index, server or browser (seconds)
@@ -61,6 +79,9 @@ bench-llm: install ## Generative composer (local SmolLM2): time to first token a
 
 bench-http: install ## Load benchmark of POST /api/chat (32 clients, 5,000 requests, loopback) and start-to-ready
 	$(PY) -m bench.http_load
+
+bench-mixed: install ## Mixed traffic with 10 % hostile input (32 clients, 5,000 requests, loopback): errors, memory
+	$(PY) -m bench.mixed_traffic
 
 soak: install ## Soak: 20,000 /api/chat requests, 64 clients, 2 workers on a Chroma server (loopback, bounded)
 	$(PY) -m bench.soak $(SOAK_ARGS)

@@ -9,6 +9,7 @@ connections and lets requests in flight finish (up to ``BOT_SHUTDOWN_TIMEOUT`` s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -18,9 +19,10 @@ import time
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
 
 from bot.cli.common import configure_logging
-from bot.settings import Settings, get_settings
+from bot.settings import Settings, get_settings, setting_errors
 
 
 def _local_url(settings: Settings) -> str:
@@ -72,10 +74,20 @@ def _metrics_dir() -> tuple[Path, bool]:
     return folder, True
 
 
+def _settings_or_exit() -> Settings:
+    """The settings, or one line per wrong setting (which, what was given, what is accepted) and exit 2."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for line in setting_errors(error):
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
     """Serve until Ctrl-C or SIGTERM."""
+    settings = _settings_or_exit()
     configure_logging()
-    settings = get_settings()
     if settings.workers > 1 and not settings.chroma_url:
         print(
             f"BOT_WORKERS={settings.workers} needs a Chroma server: the embedded store serves one process. "
@@ -87,29 +99,32 @@ def main() -> None:
     workers = f" with {settings.workers} workers" if settings.workers > 1 else ""
     print(f"Loading the knee-pain coach on {settings.host}:{settings.port}{workers}…", file=sys.stderr, flush=True)
     ready = _announce_when_ready(settings)
-    common = {
-        "host": settings.host,
-        "port": settings.port,
+    # The server's own guards (header/body deadlines, a connection limit), no proxy headers, no banner,
+    # and the 65 s keep-alive: bot.server.protocol.server_config.
+    from bot.server.protocol import server_config
+
+    common: dict[str, object] = {
         "log_level": settings.log_level.lower(),
         "log_config": None,  # our handler (plain or JSON lines) formats uvicorn's records too
         "access_log": False,  # bot.access logs each request with its id and timings instead
-        "timeout_graceful_shutdown": settings.shutdown_timeout,
-        # Idle keep-alive connections outlive a load balancer's usual 60 s, so the server never closes one
-        # just as a proxy or a busy client sends the next request on it (uvicorn's 5 s did, in the soak).
-        "timeout_keep_alive": 65,
     }
     if settings.workers == 1:
         # Imported here: with several workers this process only manages them, and each imports the app itself.
         from bot.server.app import create_app
 
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))  # type: ignore[arg-type]
+        server = uvicorn.Server(server_config(create_app(settings), settings, **common))
         server.run()
         if not server.started:
             raise SystemExit(1)
         return
     metrics_dir, created = _metrics_dir()
     try:
-        uvicorn.run("bot.server.app:worker_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+        # What uvicorn.run does for several workers, with our configuration (the protocol and its limits).
+        from uvicorn.supervisors import Multiprocess
+
+        config = server_config("bot.server.app:worker_app", settings, factory=True, workers=settings.workers, **common)
+        with contextlib.suppress(KeyboardInterrupt):
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         if created:
             shutil.rmtree(metrics_dir, ignore_errors=True)

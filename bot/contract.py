@@ -70,3 +70,36 @@ class Answer(BaseModel):
     composer: str = Field("extractive", description="What wrote the answer: 'extractive' or the chat model.")
     removed_sentences: int = Field(0, description="Generated sentences the grounding guard removed.")
     fallback: str | None = Field(None, description="Why the extractive answer replaced a generated one.")
+
+
+# -- text the contract can carry ----------------------------------------------------------------------
+
+
+def readable(text: str) -> bool:
+    """Whether ``text`` can be sent as UTF-8: no lone surrogates (which a JSON escape of half a pair makes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def make_readable(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (a split pair is joined again)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def readable_request(question: str, history: object) -> bool:
+    """Whether a question and its history (turns as dicts or ``Message``) are all readable text."""
+    turns = history if isinstance(history, list | tuple) else []
+    contents = [turn.get("content") if isinstance(turn, dict) else getattr(turn, "content", None) for turn in turns]
+    return readable(question) and all(readable(content) for content in contents if isinstance(content, str))
+
+
+def json_line(answer: Answer) -> str:
+    """``answer`` as one line of JSON that any JSON-lines reader splits correctly.
+
+    JSON allows U+2028 and U+2029 raw inside strings, but Python's ``str.splitlines`` and many other readers
+    break lines there; escaped, they are the same JSON.
+    """
+    return answer.model_dump_json().replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

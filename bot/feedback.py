@@ -4,11 +4,15 @@ One row per rating, written in its own transaction (WAL journal, ``synchronous=F
 server acknowledged survives the server stopping. Writes from many threads go through one connection
 under a lock; other processes (the export command) read the same file safely. Only the conversation
 text is stored — no IP address, no browser details. Rows older than the retention period are purged.
+Each row says whether its answer is verified: the page's own record, or an API rating whose signed answer
+id checked out (rows from before that check are not). The export escapes markup and tags what isn't verified.
 """
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +27,7 @@ from pydantic import BaseModel, Field
 from bot.contract import Answer, Message, Status
 
 FILENAME = "feedback.sqlite3"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,7 +41,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     reason         TEXT,
     citations      TEXT    NOT NULL,  -- JSON list of the Answer contract's citations
     engine_version TEXT    NOT NULL,
-    channel        TEXT    NOT NULL   -- where the rating came from: page or api
+    channel        TEXT    NOT NULL,  -- where the rating came from: page or api
+    verified       INTEGER NOT NULL DEFAULT 0  -- 1: the server's own answer (page) or its signed id checked (api)
 );
 CREATE INDEX IF NOT EXISTS feedback_created_at ON feedback (created_at);
 """
@@ -78,6 +83,7 @@ class StoredFeedback:
     citations: list[dict[str, Any]]
     engine_version: str
     channel: str
+    verified: bool
 
 
 class FeedbackStore:
@@ -95,6 +101,9 @@ class FeedbackStore:
         self._db.execute("PRAGMA busy_timeout=30000")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(feedback)")}
+            if "verified" not in columns:  # a version-1 file: its ratings were never verified
+                self._db.execute("ALTER TABLE feedback ADD COLUMN verified INTEGER NOT NULL DEFAULT 0")
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     @classmethod
@@ -104,8 +113,12 @@ class FeedbackStore:
         store.purge()
         return store
 
-    def add(self, feedback: Feedback, *, engine_version: str, channel: str, now: datetime | None = None) -> int:
-        """Store one rating; returns its id once it is safely on disk."""
+    def add(self, feedback: Feedback, *, engine_version: str, channel: str, verified: bool = True,
+            now: datetime | None = None) -> int:  # fmt: skip
+        """Store one rating; returns its id once it is safely on disk.
+
+        ``verified``: the answer is the server's own record (the page's) or its signed id was checked (the API's).
+        """
         answer = feedback.answer
         row = (
             (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
@@ -119,11 +132,12 @@ class FeedbackStore:
             json.dumps([c.model_dump() for c in answer.citations], ensure_ascii=False),
             engine_version,
             channel,
+            int(verified),
         )
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO feedback (created_at, rating, comment, question, history, answer, status, reason, "
-                "citations, engine_version, channel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "citations, engine_version, channel, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         assert cursor.lastrowid is not None
@@ -158,6 +172,7 @@ class FeedbackStore:
             record = dict(zip(names, values, strict=True))
             record["history"] = json.loads(record["history"])
             record["citations"] = json.loads(record["citations"])
+            record["verified"] = bool(record["verified"])
             result.append(StoredFeedback(**record))
         return result
 
@@ -173,37 +188,57 @@ class FeedbackStore:
             self._db.close()
 
 
+#: Markup: HTML/XML tags, comments and CDATA (template syntax is inert in YAML and in the eval reports).
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!?][^<>]*>|<!--|\]\]>")
+
+
+def defang(text: str) -> tuple[str, bool]:
+    """``text`` with its markup escaped (``<b>`` → ``&lt;b&gt;``), and whether there was any."""
+    escaped, found = _MARKUP.subn(lambda match: html.escape(match.group(0), quote=False), text)
+    return escaped, found > 0
+
+
 def eval_cases(rows: Sequence[StoredFeedback]) -> dict[str, Any]:
     """Thumbs-down ratings as an eval question set (the format of ``eval/sets/*.yaml``).
 
     ``expect`` records what the bot did; the QA team corrects it (and adds ``gold_spans``) when they adopt
-    a case. The user's comment and the reply they rated travel along under ``feedback``.
+    a case. The user's comment and the reply they rated travel along under ``feedback``. Markup anywhere in
+    them is escaped (tagged ``markup-escaped``); a rating whose answer wasn't verified is tagged ``unverified``.
     """
     cases = []
     for row in rows:
-        earlier = [m["content"] for m in row.history if m.get("role") == "user"]
+        escaped: list[bool] = []
+
+        def clean(text: str, escaped: list[bool] = escaped) -> str:
+            safe, found = defang(text)
+            escaped.append(found)
+            return safe
+
+        earlier = [clean(m["content"]) for m in row.history if m.get("role") == "user"]
         case: dict[str, Any] = {"id": f"feedback-{row.id}"}
         if earlier:
-            case["turns"] = [*earlier, row.question]
+            case["turns"] = [*earlier, clean(row.question)]
         else:
-            case["question"] = row.question
-        case["expect"] = EXPECT[Status(row.status)]
+            case["question"] = clean(row.question)
+        case["expect"] = {status.value: expect for status, expect in EXPECT.items()}.get(row.status, row.status)
         case["tags"] = ["feedback", "thumbs-down", "needs-review"]
         case["feedback"] = {
-            "comment": row.comment,
+            "comment": clean(row.comment),
             "status": row.status,
             "reason": row.reason,
-            "answer": row.answer,
+            "answer": clean(row.answer),
             "rated_at": row.created_at,
             "engine_version": row.engine_version,
         }
+        case["tags"] += ["markup-escaped"] if any(escaped) else []
+        case["tags"] += [] if row.verified else ["unverified"]
         cases.append(case)
     return {
         "name": "feedback",
         "description": (
             "Answers people rated thumbs-down, exported from the feedback store. `expect` is what the bot did, "
             "not what it should do: review each case, correct `expect`, add gold_spans/must_include, then move "
-            "it into a set under eval/sets/."
+            "it into a set under eval/sets/. Markup in them is escaped; `unverified` ones may not be this bot's."
         ),
         "cases": cases,
     }

@@ -28,6 +28,8 @@ INVALID = {
     "Please shorten it to the question you'd like answered.",
     "control_characters": "That message contains hidden control characters. Please retype it as plain text.",
     "markup": "Please ask in plain text — messages containing HTML or code markup can't be answered.",
+    "unreadable": "That message contains characters that can't be read (perhaps a broken emoji or symbol). "
+    "Please retype it as plain text.",
     "history": "The conversation history sent with this question isn't in the expected form. "
     "Please start a new conversation.",
     "request": 'That request isn\'t in the expected form: send a JSON object with a "question" string and, optionally, '
@@ -94,6 +96,20 @@ ORIGIN_NOT_ALLOWED = (
 PAGE_ANSWER_FAILED = "Sorry — something went wrong while answering. Please try again."
 PAGE_RATING_FAILED = "Sorry — your rating could not be saved just now. Please try again later."
 SITE_CAP_REACHED = "This site has used up today's questions for the coach. Please try again tomorrow."
+SITE_SHARE_REACHED = (
+    "You have asked this site's coach as many questions as one visitor may today. Please try again tomorrow."
+)
+SERVER_BUSY = "The coach is getting a lot of visitors right now. Please try again in a few seconds."
+REQUEST_TIMEOUT = "The request took too long to arrive. Please try again."
+HOST_NOT_ALLOWED = "This server does not answer to that host name (BOT_ALLOWED_HOSTS)."
+NOT_AUTHORISED = "This needs the server's metrics token (Authorization: Bearer …), or a request from the server itself."
+ANSWER_NOT_VERIFIED = (
+    "That answer can't be rated: it wasn't given by this coach, or it was changed. Ask the question again and "
+    "rate the new answer."
+)
+BODY_NOT_READABLE = "The request body can't be read: send JSON, encoded as UTF-8."
+EVENT_NOT_READABLE = "The chat page's request isn't readable JSON. Please reload the page."
+UNREADABLE_TEXT = "The request contains text that can't be read (broken characters). Please retype it as plain text."
 
 
 def too_fast(retry_after: int) -> str:
@@ -153,6 +169,11 @@ UNCOVERED = {
 REQUEST_FAILED = "Request failed."
 #: The shape of a chat request, quoted in the reply to a malformed one.
 CHAT_REQUEST_EXAMPLE = '{"message": "…", "history": [{"role": "user", "content": "…"}]}'
+
+
+def question_too_long(max_chars: int) -> str:
+    """The reply to a page event whose question is over ``BOT_MAX_QUESTION_CHARS`` (the box stops at it)."""
+    return INVALID["too_long"].format(detail=max_chars)
 
 
 def too_large(max_bytes: int) -> str:

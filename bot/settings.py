@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +97,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(PROJECT_ROOT / "data", description="Where feedback (SQLite) is stored.")
     rate_limit: str = Field(
-        "20/minute;200/hour", description="Questions and feedback per client (IP address), in `limits` notation."
+        "20/minute;200/hour",
+        description="Questions per client (IP address, or IPv6 /64), and ratings separately, in `limits` notation; "
+        "'off': no per-client limit.",
     )
     daily_cap_per_origin: int = Field(2000, ge=0, description="Questions per day from each embedding site (0: no cap).")
     feedback_retention_days: int = Field(180, ge=1, le=36_500, description="Feedback older than this is deleted.")
@@ -121,9 +126,35 @@ class Settings(BaseSettings):
         "characters: a request carrying one counts against no rate limit or site cap (and is accepted on /v1).",
     )
 
-    @field_validator("cors_origins", mode="before")
+    # -- the public surface: proxies, host names, slow clients, who may read the internals --------
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies in front of the server, comma-separated, "
+        "e.g. '127.0.0.1' for a same-host nginx; their X-Forwarded-For/-Host/-Proto are believed. Empty: none.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the server answers to (the Host header) besides BOT_HOST and loopback, "
+        "comma-separated; '*.gym.example' for subdomains, '*' for any.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token for /api/metrics and the health details from other hosts than loopback."
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Key that signs each answer's id (checked when it is rated); every instance of one deployment "
+        "must share it. Empty: one generated into BOT_DATA_DIR.",
+    )
+    header_timeout: float = Field(10.0, gt=0, le=300, description="Seconds a client has to send a request's headers.")
+    body_timeout: float = Field(30.0, gt=0, le=600, description="Seconds a client has to send a request's body.")
+    max_connections: int = Field(
+        1000, ge=1, le=100_000, description="Open connections per worker process; more are answered 503 and closed."
+    )
+
+    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             value = [part for part in value.replace(" ", ",").split(",") if part]
         return value
@@ -131,23 +162,47 @@ class Settings(BaseSettings):
     @field_validator("cors_origins")
     @classmethod
     def _check_origins(cls, origins: list[str]) -> list[str]:
+        return [normalise_origin(origin) for origin in origins]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, proxies: list[str]) -> list[str]:
         checked = []
-        for origin in origins:
-            parts = urlsplit(origin.strip().rstrip("/"))
-            if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or parts.query:
-                raise ValueError(f"{origin!r} is not an origin such as 'https://gym.example' (scheme://host[:port])")
-            checked.append(f"{parts.scheme}://{parts.netloc}".lower())
+        for proxy in proxies:
+            try:
+                checked.append(str(ipaddress.ip_network(proxy.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an IP address or network; accepted: addresses or CIDRs such as "
+                    "'127.0.0.1,10.0.0.0/8,::1'"
+                ) from None
         return checked
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ValueError(
+                    f"{host!r} is not a host name; accepted: names or addresses without scheme or port, such as "
+                    "'coach.gym.example,*.gym.example,127.0.0.1', or '*' for any"
+                )
+        return [host.lower().strip("[]") for host in hosts]
 
     @field_validator("rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many
 
+        if value.strip().lower() == "off":
+            return "off"
         try:
             parse_many(value)
-        except ValueError as error:
-            raise ValueError(f"{value!r} is not a rate such as '20/minute;200/hour'") from error
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate; accepted: 'off' (no per-client limit), or rates in limits notation "
+                "such as '20/minute;200/hour'"
+            ) from None
         return value
 
     @field_validator("api_keys", "qa_keys", mode="before")
@@ -169,9 +224,83 @@ class Settings(BaseSettings):
         return keys
 
     @property
+    def resolved_allowed_hosts(self) -> list[str]:
+        """The host names the server answers to: ``BOT_ALLOWED_HOSTS``, the bound address, and loopback.
+
+        Loopback names are always allowed: a page that rebinds its own name to 127.0.0.1 still sends its own
+        name, and only a client that means this machine sends ``127.0.0.1``.
+        """
+        bound = [] if self.host in {"", "0.0.0.0", "::"} else [self.host.lower().strip("[]")]
+        return list(dict.fromkeys([*self.allowed_hosts, *bound, "localhost", "127.0.0.1", "::1"]))
+
+    @property
     def resolved_synonyms_file(self) -> Path:
         """The synonyms file actually used."""
         return self.synonyms_file or self.corpus_dir / "synonyms.yaml"
+
+
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_origin(origin: str) -> str:
+    """``origin`` as browsers send it: lower case, no default port, no trailing slash (``ValueError`` if not one)."""
+    text = origin.strip().rstrip("/")
+    if "*" in text:
+        raise ValueError(
+            f"{origin!r} has a wildcard, which is not supported; accepted: each site listed in full, e.g. "
+            "'https://gym.example,https://www.gym.example'"
+        )
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path or parts.query or port == -1:
+        raise ValueError(f"{origin!r} is not an origin; accepted: scheme://host[:port], e.g. 'https://gym.example'")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    keep_port = port is not None and port != _DEFAULT_PORTS[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if keep_port else "")
+
+
+# -- a bad setting: one line each, saying what is accepted ---------------------------------------------
+
+
+def setting_errors(error: ValidationError) -> list[str]:
+    """One line per wrong setting: its variable, the value given, and what it accepts."""
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        field = Settings.model_fields.get(name)
+        secret = field is not None and "SecretStr" in str(field.annotation)
+        given = problem.get("input")
+        shown = "(hidden)" if secret else repr(given) if isinstance(given, str) else "(missing)"
+        ours = problem["type"] == "value_error"  # our validators say what is accepted themselves
+        accepted = str(problem["ctx"]["error"]) if ours else f"accepted: {_accepted(field)}"
+        lines.append(f"BOT_{name.upper()}={shown}: {accepted}")
+    return lines
+
+
+def _accepted(field: FieldInfo | None) -> str:
+    if field is None:
+        return "see the README's settings table"
+    kind = {int: "a whole number", float: "a number", bool: "true or false", Path: "a folder or file path"}
+    words = kind.get(field.annotation, "text")  # type: ignore[arg-type]
+    bounds: dict[str, Any] = {}
+    for rule in field.metadata:
+        for name in ("ge", "gt", "le", "lt", "min_length", "pattern"):
+            if getattr(rule, name, None) is not None:
+                bounds[name] = getattr(rule, name)
+    if "ge" in bounds and "le" in bounds:
+        words += f" from {bounds['ge']} to {bounds['le']}"
+    else:
+        words += "".join(f" {sign} {bounds[key]}" for key, sign in
+                         (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")) if key in bounds)  # fmt: skip
+    if "min_length" in bounds:
+        words += f" of at least {bounds['min_length']} characters"
+    if "pattern" in bounds:
+        words = "one of " + ", ".join(re.findall(r"[A-Z]+", bounds["pattern"]))
+    return words
 
 
 @lru_cache

@@ -31,9 +31,13 @@ def embeddings():
     return load_embeddings(threads=1)
 
 
+#: The host name Starlette's TestClient sends (``http://testserver``), which the apps under test answer to.
+TEST_HOSTS = ["testserver"]
+
+
 @pytest.fixture(scope="session")
 def index_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(corpus_dir=CORPUS, index_dir=tmp_path_factory.mktemp("index"))
+    return Settings(corpus_dir=CORPUS, index_dir=tmp_path_factory.mktemp("index"), allowed_hosts=TEST_HOSTS)
 
 
 @pytest.fixture(scope="session")
@@ -83,16 +87,19 @@ def free_port() -> int:
 
 
 class ThreadedServer:
-    """uvicorn serving an ASGI app from a background thread, on a free loopback port."""
+    """uvicorn serving an ASGI app from a background thread, on a free loopback port, configured as ``app.py`` does."""
 
-    def __init__(self, app, port: int, **options) -> None:
-        """``options``: more of ``uvicorn.Config``'s."""
+    def __init__(self, app, port: int, settings: Settings | None = None, **options) -> None:
+        """``settings``: the server's (its timeouts and connection limit); ``options``: more of ``uvicorn.Config``'s."""
         import threading
 
         import uvicorn
 
+        from bot.server.protocol import server_config
+
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
+        config = server_config(app, settings or Settings(), host="127.0.0.1", port=port, log_level="warning",
+                               **options)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -178,7 +185,7 @@ def live_server(live_settings: Settings, engine, site_ports):
     """The real app (API, chat page, widget) served by uvicorn on a loopback port."""
     from bot.server.app import create_app
 
-    with ThreadedServer(create_app(live_settings, engine=engine), site_ports["bot"]) as server:
+    with ThreadedServer(create_app(live_settings, engine=engine), site_ports["bot"], live_settings) as server:
         server.wait_for_page()
         yield server
 
@@ -192,19 +199,39 @@ def gym_sites(live_server, site_ports):
     stranger.close()
 
 
+#: How to get Debian's Chromium (what `make test` and `.ci/run` do as root).
+CHROMIUM_INSTALL = "apt-get install -y chromium chromium-driver"
+
+
+def chromium_or_fail(path: Path = CHROMIUM, *, may_install: bool = True) -> Path:
+    """Debian's Chromium at ``path``; installed first if missing and this is root, else the tests fail saying how.
+
+    Never a skip: `make test` promises the browser tests, so a machine without the browser fails them.
+    """
+    import shutil
+    import subprocess
+
+    if not path.exists() and may_install and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], env=env, check=False)
+    if not path.exists():
+        pytest.fail(f"The browser tests need Debian's Chromium at {path}, which is missing. Install it with "
+                    f"`sudo {CHROMIUM_INSTALL}` (as root: `{CHROMIUM_INSTALL}`), then run the tests again; "
+                    "`make test-fast` runs the tests that need no browser.", pytrace=False)  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's headless Chromium driven by Playwright (never a downloaded browser)."""
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Chromium at /usr/bin/chromium: apt-get install chromium chromium-driver")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("browser tests need Playwright for Python: pip install playwright")
+    executable = chromium_or_fail()
+    from playwright.sync_api import sync_playwright  # a test dependency: its absence is a broken install
+
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
+            executable_path=str(executable),
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
         )
         yield chromium

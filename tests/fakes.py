@@ -18,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 
 from bot.cache import CountingLRU
 from bot.contract import Answer, Citation, Status
-from bot.policy import DISCLAIMER
+from bot.policy import DISCLAIMER, INVALID
 from bot.version import __version__
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -191,6 +191,11 @@ class FakeEngine:
         self._start(question, history)
         self._wait()
         return canned_answer(question)
+
+    def reject(self, question: str, reason: str) -> Answer:
+        """The engine's ``invalid`` reply: the policy's message for ``reason``, then the disclaimer."""
+        text = f"{INVALID[reason]}\n\n---\n\n{DISCLAIMER}"
+        return Answer(question=question, status=Status.invalid, answer=text, disclaimer=DISCLAIMER, reason=reason)
 
     def stream(self, question: str, history: Iterable[Any] | None = None) -> Iterator[str | Answer]:
         self._start(question, history)

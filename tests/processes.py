@@ -22,9 +22,12 @@ from bot.settings import PROJECT_ROOT
 
 
 class AppProcess:
-    """``python app.py`` on a free loopback port, with its standard error kept in a file."""
+    """``python app.py`` on a free loopback port, with its standard error kept in a file.
 
-    def __init__(self, tmp: Path, *, workers: int = 1, **settings: object) -> None:
+    ``command``: what to run instead (the interpreter's arguments), e.g. ``["-m", "tests.security.serve"]``.
+    """
+
+    def __init__(self, tmp: Path, *, workers: int = 1, command: list[str] | None = None, **settings: object) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"app-{self.port}.log"
@@ -40,12 +43,13 @@ class AppProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.command = command or ["app.py"]
 
     def start(self) -> AppProcess:
         self.started_at = time.monotonic()
         with self.log.open("ab") as log:
             # Its own process group, so the workers can be stopped with it whatever happens to the test.
-            self.process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=self.env, stderr=log,
+            self.process = subprocess.Popen([sys.executable, *self.command], cwd=PROJECT_ROOT, env=self.env, stderr=log,
                                             start_new_session=True)  # fmt: skip
         return self
 

@@ -53,6 +53,29 @@ def test_json_lines_from_stdin_get_one_answer_each_and_bad_lines_lose_nothing(in
     assert all(a["answer"].endswith(a["disclaimer"]) for a in answers)
 
 
+def test_json_lines_stay_one_line_each_whatever_the_questions_hold(index_settings: Settings, engine) -> None:
+    lines = [
+        '{"question": "Why do my knees hurt\u2028after leg day?"}',  # a line separator, raw inside the JSON
+        '{"question": "Why\u2029do my knees hurt?"}',
+        '{"question": "knee \\ud800 pain"}',  # a lone surrogate: unreadable text, an invalid answer
+    ]
+    result = run(["ask", "--json", "-"], index_settings, stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "\u2028" not in result.stdout and "\u2029" not in result.stdout  # escaped, so splitlines is safe
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == 3 and answers[0]["question"] == "Why do my knees hurt\u2028after leg day?"
+    assert (answers[2]["status"], answers[2]["reason"]) == ("invalid", "unreadable")
+    assert all(a["answer"].endswith(a["disclaimer"]) for a in answers)
+
+
+def test_a_bad_setting_is_one_line_and_exit_status_2(index_settings: Settings) -> None:
+    env = {**os.environ, "BOT_RATE_LIMIT": "0"}
+    result = subprocess.run([sys.executable, "-m", "bot", "feedback", "export", "-o", "-"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("BOT_RATE_LIMIT='0': ") and "'off'" in result.stderr
+
+
 def test_ask_on_a_fresh_clone_builds_the_missing_index(tmp_path, index_settings: Settings) -> None:
     fresh = Settings(corpus_dir=index_settings.corpus_dir, index_dir=tmp_path / "index")
     result = run(["ask", "Do knee sleeves help?"], fresh)

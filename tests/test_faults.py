@@ -7,9 +7,11 @@ in-process against a real SQLite file broken from outside.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -151,3 +153,40 @@ def test_a_failed_feedback_write_is_logged_and_never_breaks_the_answers(
     [logged] = [e for e in entries if e["level"] == "ERROR"]
     assert logged["request_id"] == "rating-42" and "storing a rating failed" in logged["message"]
     assert "no such table" in logged["exception"]
+
+
+def test_every_acknowledged_rating_survives_a_kill_9_mid_rating(
+    index_settings: Settings, engine, tmp_path: Path
+) -> None:
+    app = AppProcess(tmp_path, corpus_dir=index_settings.corpus_dir, index_dir=index_settings.index_dir)
+    acknowledged: list[int] = []
+    for _round in range(2):  # the second round also checks the store and the signing key survive a restart
+        with app:
+            app.wait_ready(120)
+            answer = chat(app.url, "Where should my feet go?").json()
+            stop = threading.Event()
+
+            def rate(acknowledged: list[int] = acknowledged, answer: dict = answer, stop: threading.Event = stop):
+                with httpx.Client(base_url=app.url, timeout=10) as client:
+                    while not stop.is_set():
+                        try:
+                            reply = client.post("/api/feedback", json={"rating": "down", "answer": answer})
+                        except httpx.HTTPError:
+                            return  # the server is gone: what it acknowledged so far counts
+                        assert reply.status_code == 201, reply.text
+                        acknowledged.append(reply.json()["id"])
+
+            raters = [threading.Thread(target=rate) for _ in range(8)]
+            for thread in raters:
+                thread.start()
+            time.sleep(1.5)
+            assert app.process is not None
+            os.killpg(app.process.pid, signal.SIGKILL)  # mid-rating: no chance to finish anything
+            stop.set()
+            for thread in raters:
+                thread.join(timeout=30)
+    with sqlite3.connect(tmp_path / "data" / "feedback.sqlite3") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = {row[0] for row in db.execute("SELECT id FROM feedback WHERE verified = 1")}
+    print(f"{len(acknowledged)} ratings acknowledged over 2 kill -9 rounds; {len(set(acknowledged) - stored)} lost")
+    assert len(acknowledged) > 50 and set(acknowledged) <= stored  # 0 acknowledged ratings lost

@@ -80,3 +80,45 @@ def test_thumbs_down_export_is_an_eval_question_set(tmp_path: Path) -> None:
     assert single["feedback"]["comment"] == "wrong"
     assert follow_up["turns"] == ["Lock out?", "and why?"] and "question" not in follow_up
     assert {c["id"] for c in data["cases"]} == {c["id"] for c in eval_cases(store.rows(rating=-1))["cases"]}
+
+
+def test_markup_in_what_people_wrote_is_escaped_in_the_export_and_the_case_says_so(tmp_path: Path) -> None:
+    store = FeedbackStore.open(tmp_path, retention_days=30)
+    question = "<img src=x onerror=alert(1)> why do my knees hurt"
+    store.add(rated("down", question=question, comment="<script>steal()</script>", history=[
+        {"role": "user", "content": "<b>hi</b>"}, {"role": "assistant", "content": "Hello."}]),
+        engine_version="v", channel="page")  # fmt: skip
+    store.add(rated("down", question="knee pain < 5 days?"), engine_version="v", channel="page")
+    marked, plain = yaml.safe_load(export_yaml(store.rows(rating=-1)))["cases"]
+    text = yaml.safe_dump(marked)
+    assert "<img" not in text and "<script>" not in text and "<b>" not in text
+    assert marked["turns"] == ["&lt;b&gt;hi&lt;/b&gt;", "&lt;img src=x onerror=alert(1)&gt; why do my knees hurt"]
+    assert "markup-escaped" in marked["tags"]
+    assert plain["question"] == "knee pain < 5 days?" and "markup-escaped" not in plain["tags"]  # not markup
+
+
+def test_ratings_stored_before_answers_were_verified_are_marked_unverified(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / FILENAME) as db:  # a version-1 store, as the previous release wrote it
+        db.executescript(
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, rating INTEGER "
+            "NOT NULL, comment TEXT NOT NULL DEFAULT '', question TEXT NOT NULL, history TEXT NOT NULL, answer TEXT "
+            "NOT NULL, status TEXT NOT NULL, reason TEXT, citations TEXT NOT NULL, engine_version TEXT NOT NULL, "
+            "channel TEXT NOT NULL); PRAGMA user_version=1;"
+        )
+        db.execute("INSERT INTO feedback (created_at, rating, question, history, answer, status, citations, "
+                   "engine_version, channel) VALUES (?, -1, 'old', '[]', 'a', 'answered', '[]', 'v', 'api')",
+                   (datetime.now(timezone.utc).isoformat(timespec="seconds"),))  # fmt: skip
+    store = FeedbackStore.open(tmp_path, retention_days=30)
+    store.add(rated("down", question="new"), engine_version="v", channel="api")
+    old, new = store.rows()
+    assert (old.verified, new.verified) == (False, True)
+    old_case, new_case = yaml.safe_load(export_yaml(store.rows(rating=-1)))["cases"]
+    assert "unverified" in old_case["tags"] and "unverified" not in new_case["tags"]
+
+
+def test_a_status_the_export_does_not_know_yet_is_kept_as_it_is(tmp_path: Path) -> None:
+    store = FeedbackStore.open(tmp_path, retention_days=30)
+    store.add(rated("down"), engine_version="v", channel="api")
+    row = store.rows()[0]
+    [case] = eval_cases([type(row)(**{**row.__dict__, "status": "chat"})])["cases"]
+    assert case["expect"] == "chat"

@@ -12,12 +12,14 @@ import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from bot.cli.common import configure_logging, load_engine
 from bot.cli.common import fail as _fail  # the name ask and index call it by
 from bot.cli.eval import eval_app
 from bot.cli.feedback import feedback_app
-from bot.settings import get_settings
+from bot.contract import json_line, make_readable, readable_request
+from bot.settings import get_settings, setting_errors
 
 if TYPE_CHECKING:
     from bot.contract import Answer
@@ -56,11 +58,18 @@ def _answer_lines(engine: Engine, lines: Any) -> None:
         except json.JSONDecodeError:
             request = None
         if isinstance(request, dict) and isinstance(request.get("question"), str):
-            answer = engine.ask(request["question"], request.get("history"))
+            answer = _ask(engine, request["question"], request.get("history"))
         else:
-            answer = engine.reject(line.rstrip("\n"), "request")
-        sys.stdout.write(answer.model_dump_json() + "\n")
+            answer = engine.reject(make_readable(line.rstrip("\n")), "request")
+        sys.stdout.write(json_line(answer) + "\n")  # U+2028/U+2029 escaped: readers split lines there
         sys.stdout.flush()
+
+
+def _ask(engine: Engine, question: str, history: Any = None) -> Answer:
+    """``engine.ask``, except text that can't be encoded (a lone surrogate) is an ``unreadable`` invalid answer."""
+    if not readable_request(question, history):
+        return engine.reject(make_readable(question), "unreadable")
+    return engine.ask(question, history)
 
 
 @app.command()
@@ -76,7 +85,7 @@ def ask(
             raise _fail("Reading questions from standard input needs --json: python -m bot ask --json -")
         _answer_lines(engine, sys.stdin)
         return
-    answer = engine.ask(question)
+    answer = _ask(engine, question)
     typer.echo(answer.model_dump_json(indent=2) if as_json else render_text(answer))
 
 
@@ -118,6 +127,10 @@ def main() -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception as error:
+        if isinstance(error, ValidationError) and error.title == "Settings":  # a bad BOT_* setting: a line each
+            for line in setting_errors(error):
+                typer.secho(line, err=True, fg=typer.colors.RED)
+            raise SystemExit(2) from None
         log.debug("unexpected failure", exc_info=True)
         typer.secho(
             f"Something went wrong ({error.__class__.__name__}). Run with BOT_LOG_LEVEL=DEBUG for details.",

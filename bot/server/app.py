@@ -24,10 +24,13 @@ from bot.index import store_unreachable
 from bot.models.embedding import load_embeddings
 from bot.observability import configure_logging
 from bot.server import errors, metrics
+from bot.server.forwarded import Forwarded
+from bot.server.gate import Gate
 from bot.server.middleware import WIDGET_PATH, BodyLimit, OriginPolicy, RequestContext
 from bot.server.placeholder import PageSlot
 from bot.server.routes import chat, feedback, openai, service
 from bot.server.services import AnswerEngine, Services
+from bot.server.signing import AnswerSigner
 from bot.settings import Settings, get_settings
 from bot.version import __version__
 
@@ -50,6 +53,7 @@ def create_app(settings: Settings | None = None, *, engine: AnswerEngine | None 
         retry = await _load_engine(services) if services.engine is None else None
         if services.engine is not None:
             metrics.set_index_version(services.engine.index.manifest.version)
+        services.signer = await anyio.to_thread.run_sync(AnswerSigner.load, settings)
         services.store = await anyio.to_thread.run_sync(
             lambda: FeedbackStore.open(settings.data_dir, retention_days=settings.feedback_retention_days)
         )
@@ -81,8 +85,12 @@ def create_app(settings: Settings | None = None, *, engine: AnswerEngine | None 
         exception_handlers=errors.HANDLERS,
     )
     app.state.services = services
+    # -- the layers every request passes, Gradio's included (outermost last) --------------------------
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(Gate, services=services)  # counts what asks or rates, before any route reads it
     app.add_middleware(OriginPolicy, allowed_origins=settings.cors_origins)
+    app.add_middleware(Forwarded, trusted_proxies=settings.trusted_proxies,
+                       allowed_hosts=settings.resolved_allowed_hosts)  # fmt: skip
     app.add_middleware(RequestContext)  # outermost: refusals get an id and are counted too
     for router in (service.router, chat.router, feedback.router, service.fallback, service.widget):
         app.include_router(router)

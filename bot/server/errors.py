@@ -26,11 +26,13 @@ from bot.server.schemas import ApiError
 
 log = logging.getLogger("bot.server.errors")
 
-_ERROR_CODES = {
+ERROR_CODES = {
     400: "bad_request",
+    401: "not_authorised",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "request_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
@@ -50,6 +52,10 @@ class StoreUnavailable(Exception):
 
 class FeedbackUnavailable(Exception):
     """A rating could not be stored."""
+
+
+class AnswerNotVerified(Exception):
+    """A rating names an answer this server didn't give (or one changed since)."""
 
 
 @dataclass(frozen=True)
@@ -170,12 +176,18 @@ async def _refused(request: Request, error: Exception) -> Response:
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     message = error.detail if isinstance(error.detail, str) and error.status_code != 500 else policy.REQUEST_FAILED
-    if error.status_code == 404:
+    if error.status_code == 400 and error.detail == "There was an error parsing the body":  # FastAPI's words
+        message = policy.BODY_NOT_READABLE
+    elif error.status_code == 404:
         message = policy.no_such_path(request.url.path)
     elif error.status_code == 405:
         message = policy.method_not_supported(request.method, request.url.path)
-    code = _ERROR_CODES.get(error.status_code, "error")
+    code = ERROR_CODES.get(error.status_code, "error")
     return json_error(error.status_code, code, message, error.headers, path=request.url.path)
+
+
+async def _not_verified(request: Request, error: Exception) -> Response:
+    return json_error(403, "answer_not_verified", str(error))
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:
@@ -214,5 +226,6 @@ HANDLERS: dict[int | type[Exception], Handler] = {
     StoreUnavailable: _refused,
     FeedbackUnavailable: _refused,
     ClientProblem: _client_problem,
+    AnswerNotVerified: _not_verified,
     Exception: _unexpected,
 }

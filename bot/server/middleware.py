@@ -1,8 +1,9 @@
 """The ASGI layers around every request, the chat page's included, outermost first.
 
-``RequestContext`` gives each request an id and counts, times and logs it; ``OriginPolicy`` is the one place
-that decides which other sites may call the API or frame the page (``BOT_CORS_ORIGINS``) and sets the
-security headers; ``BodyLimit`` refuses API bodies over ``BOT_MAX_BODY_BYTES``.
+``RequestContext`` gives each request an id and counts, times and logs it; ``bot.server.forwarded`` resolves
+who is asking and by which name; ``OriginPolicy`` is the one place that decides which other sites may call the
+API or frame the page (``BOT_CORS_ORIGINS``) and sets the security headers; ``bot.server.gate`` counts what
+asks or rates; ``BodyLimit`` refuses bodies over ``BOT_MAX_BODY_BYTES``, on every route.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -21,6 +21,7 @@ from bot import policy
 from bot.observability import new_request_id, start_request
 from bot.server import metrics
 from bot.server.errors import json_error
+from bot.settings import normalise_origin
 
 log = logging.getLogger("bot.server.middleware")
 #: One line per request (method, path, status, duration, answer status and stage timings) at INFO.
@@ -30,6 +31,10 @@ access_log = logging.getLogger("bot.access")
 WIDGET_PATH = "/widget.js"
 #: Request headers a listed site may send: ``Authorization`` carries the OpenAI-compatible API's key.
 _ALLOWED_HEADERS = "Authorization, Content-Type"
+#: Whether the asking site may use the bot: any site may ask (the widget tells "not on this site" from "down").
+SITE_PATH = "/api/site"
+#: What any site may reach.
+OPEN_PATHS = frozenset({WIDGET_PATH, SITE_PATH})
 #: Where ``OriginPolicy`` notes the allowed other site a request came from (``scope["state"]``).
 _EMBED_ORIGIN = "embed_origin"
 
@@ -40,8 +45,30 @@ def embedding_site(scope: Scope) -> str | None:
     return site
 
 
-def _same_origin(origin: str, host: str | None) -> bool:
-    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+def own_origin(scope: Scope) -> str | None:
+    """The origin the request was made to: its scheme, host and port (as ``Forwarded`` resolved them)."""
+    host = Headers(scope=scope).get("host")
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    if not host:
+        return None
+    try:
+        return normalise_origin(f"{scheme}://{host}")
+    except ValueError:
+        return None
+
+
+def same_origin(origin: str, scope: Scope) -> bool:
+    """Whether ``origin`` is the request's own: same scheme, host and port (default ports dropped)."""
+    try:
+        theirs = normalise_origin(origin)
+    except ValueError:
+        return False
+    return theirs == own_origin(scope)
+
+
+def _only_the_scheme_differs(origin: str, scope: Scope) -> bool:
+    own = own_origin(scope)
+    return own is not None and origin.split("://", 1)[-1] == own.split("://", 1)[-1]
 
 
 class OriginPolicy:
@@ -65,9 +92,13 @@ class OriginPolicy:
             return
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        foreign = origin is not None and not _same_origin(origin, headers.get("host"))
-        if foreign and origin not in self.allowed and scope["path"] != WIDGET_PATH:
+        foreign = origin is not None and not same_origin(origin, scope)
+        listed = foreign and self._listed(origin)
+        if foreign and not listed and scope["path"] not in OPEN_PATHS:
             log.info("refused a request from %s to %s", origin, scope["path"])
+            if origin and _only_the_scheme_differs(origin, scope):
+                log.warning("refused %s: the page was loaded over another scheme than this server sees — behind a "
+                            "TLS proxy, list it in BOT_TRUSTED_PROXIES (docs/operations.md)", origin)  # fmt: skip
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
@@ -77,7 +108,10 @@ class OriginPolicy:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-        cors = {"Access-Control-Allow-Origin": origin} if foreign and origin in self.allowed else {}
+        cors = {"Access-Control-Allow-Origin": origin} if listed and origin else {}
+        if foreign and origin and scope["path"] == SITE_PATH:  # any site may ask whether it is allowed
+            await self._send_with_policy(self.app, scope, receive, send, {"Access-Control-Allow-Origin": origin})
+            return
         if cors:
             scope.setdefault("state", {})[_EMBED_ORIGIN] = origin
             if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
@@ -90,6 +124,12 @@ class OriginPolicy:
                 await self._send_with_policy(Response(status_code=204), scope, receive, send, preflight)
                 return
         await self._send_with_policy(self.app, scope, receive, send, cors)
+
+    def _listed(self, origin: str | None) -> bool:
+        try:
+            return origin is not None and normalise_origin(origin) in self.allowed
+        except ValueError:  # "null", or not an origin at all
+            return False
 
     async def _send_with_policy(
         self, app: ASGIApp, scope: Scope, receive: Receive, send: Send, cors: Mapping[str, str]
@@ -109,12 +149,8 @@ class OriginPolicy:
         await app(scope, receive, send_with_headers)
 
 
-#: The API routes whose bodies ``BodyLimit`` limits: ours and the OpenAI-compatible API's.
-_LIMITED_PATHS = ("/api/", "/v1/")
-
-
 class BodyLimit:
-    """API request bodies over ``max_body_bytes`` are refused (413): by their length, or as they arrive."""
+    """Request bodies over ``max_body_bytes`` are refused (413): by their length, or as they arrive."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -122,7 +158,7 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse a body declared too long; count one sent without its length as it is read."""
-        if scope["type"] != "http" or not scope["path"].startswith(_LIMITED_PATHS):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         length = Headers(scope=scope).get("content-length")

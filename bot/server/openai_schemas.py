@@ -10,9 +10,9 @@ which ``errors`` turns into a 400. The coach's own part of a reply, its citation
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from bot import policy
@@ -28,16 +28,37 @@ def _refuse(code: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(code, message)
 
 
+# What the schema publishes is what is accepted: the refused values are parsed (so that they are refused with
+# a message of their own rather than pydantic's) but left out of the OpenAPI schema.
+def _or_null(schema: dict[str, Any]) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [schema, {"type": "null"}]})
+
+
+_NOTHING = _or_null({"type": "array", "maxItems": 0})
+_TEXT_PART = {
+    "oneOf": [
+        {"type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+         "required": ["type", "text"]},
+        {"type": "object", "properties": {"type": {"const": "refusal"}, "refusal": {"type": "string"}},
+         "required": ["type", "refusal"]},
+    ]
+}  # fmt: skip
+
+
 class ChatMessage(BaseModel):
     """One message of the conversation; only its text is read (``name`` and the like are ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # as typed: the SDKs never send "true" for true
 
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = Field(
-        None, description='A string, or a list of `{"type": "text", "text": ...}` parts (joined by newlines).'
-    )
-    tool_calls: list[Any] | None = None
+    role: Annotated[
+        Literal["system", "developer", "user", "assistant", "tool", "function"],
+        WithJsonSchema({"type": "string", "enum": ["system", "developer", "user", "assistant"]}),
+    ]
+    content: Annotated[
+        str | list[dict[str, Any]] | None,
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": _TEXT_PART}, {"type": "null"}]}),
+    ] = Field(None, description='A string, or a list of `{"type": "text", "text": ...}` parts (joined by newlines).')
+    tool_calls: Annotated[list[Any] | None, _NOTHING] = None
 
     @field_validator("role")
     @classmethod
@@ -74,7 +95,7 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     """``stream_options``: ``include_usage`` adds a last chunk with the token counts."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # as typed: the SDKs never send "true" for true
 
     include_usage: bool = False
 
@@ -88,7 +109,7 @@ class ChatCompletionRequest(BaseModel):
     has nothing for them to change.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # as typed: the SDKs never send "true" for true
 
     model: str = Field(description=f"`{policy.MODEL_ID}`, the one model `GET /v1/models` lists.",
                        examples=[policy.MODEL_ID])  # fmt: skip
@@ -112,16 +133,23 @@ class ChatCompletionRequest(BaseModel):
     logit_bias: dict[str, float] | None = None
     parallel_tool_calls: bool | None = None
     # Refused unless they ask for nothing.
-    n: int | None = Field(None, description="1 (or left out): the coach gives one answer.")
-    tools: list[Any] | None = Field(None, description="Refused unless empty: the coach calls no tools.")
-    tool_choice: Any = None
-    functions: list[Any] | None = None
-    function_call: Any = None
-    response_format: dict[str, Any] | None = Field(None, description='`{"type": "text"}` (or left out).')
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    modalities: list[str] | None = None
-    audio: Any = None
+    n: Annotated[int | None, _or_null({"const": 1})] = Field(
+        None, description="1 (or left out): the coach gives one answer."
+    )
+    tools: Annotated[list[Any] | None, _NOTHING] = Field(
+        None, description="Refused unless empty: the coach calls no tools."
+    )
+    tool_choice: Annotated[Any, WithJsonSchema({"enum": ["none", "auto", None]})] = None
+    functions: Annotated[list[Any] | None, _NOTHING] = None
+    function_call: Annotated[Any, WithJsonSchema({"enum": ["none", "auto", None]})] = None
+    response_format: Annotated[
+        dict[str, Any] | None,
+        _or_null({"type": "object", "properties": {"type": {"const": "text"}}, "required": ["type"]}),
+    ] = Field(None, description='`{"type": "text"}` (or left out).')
+    logprobs: Annotated[bool | None, _or_null({"const": False})] = None
+    top_logprobs: Annotated[int | None, _or_null({"const": 0})] = None
+    modalities: Annotated[list[str] | None, _or_null({"type": "array", "items": {"const": "text"}})] = None
+    audio: Annotated[Any, WithJsonSchema({"type": "null"})] = None
 
     @field_validator("n")
     @classmethod

@@ -25,12 +25,13 @@ import gradio as gr
 from fastapi import FastAPI
 
 from bot import policy
-from bot.contract import Answer
+from bot.contract import Answer, make_readable
 from bot.feedback import MAX_COMMENT_CHARS, Feedback
 from bot.server import answering
 from bot.server.errors import FeedbackUnavailable, NotReady, StoreUnavailable, refusal
 from bot.server.html import SourcedTurn, answer_html, notice_html, partial_html, question_html, sources_html
 from bot.server.placeholder import PageSlot
+from bot.server.ratelimit import RateLimited
 from bot.server.services import Services
 
 log = logging.getLogger("bot.server.page")
@@ -71,6 +72,8 @@ class Handlers:
     """The page's event handlers; every question and rating goes through ``answering``.
 
     The page is the bot's own, so its questions count against the client's limits but no site's daily cap.
+    The gate has counted each event already (``answering.admit_page`` only looks it up); a refused one never
+    gets here, and nothing of a question is kept before it is admitted.
     """
 
     def __init__(self, services: Services) -> None:
@@ -78,11 +81,22 @@ class Handlers:
 
     async def respond(self, message: str, convo: Conversation, request: gr.Request) -> AsyncIterator[Any]:
         """Show the question at once, then the reply as it arrives, then its sources (or why there is none)."""
-        message = message or ""
+        # The question box stops at the limit; anything longer is answered "too long" from its first part.
+        message = (message or "")[: self.services.settings.max_question_chars + 1]
         if not message.strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        convo.messages = [*convo.messages, {"role": "user", "content": question_html(message)},
+        shown = {"role": "user", "content": question_html(make_readable(message))}
+        try:
+            loaded = answering.admit_page(self.services, request)
+        except Exception as error:  # refused: shown, but nothing of it is kept in the conversation
+            refused = refusal(error)
+            if refused is None:
+                raise
+            notice = {"role": "assistant", "content": notice_html(refused.message)}
+            yield [*convo.messages, shown, notice], "", convo, gr.skip()
+            return
+        convo.messages = [*convo.messages, shown,
                           {"role": "assistant", "content": partial_html("", policy.DISCLAIMER)}]  # fmt: skip
         yield convo.messages, "", convo, gr.skip()
 
@@ -93,7 +107,6 @@ class Handlers:
 
         text = ""
         try:
-            loaded = answering.admit(self.services, answering.client_address(request))
             async with aclosing(answering.stream(self.services, loaded, message, convo.history())) as pieces:
                 async for piece in pieces:
                     if isinstance(piece, Answer):
@@ -110,17 +123,18 @@ class Handlers:
 
     async def ask(self, message: str, history: list[dict[str, str]], request: gr.Request) -> dict[str, Any]:
         """Answer ``message`` in the context of ``history`` ({"role", "content"} turns): the Answer JSON."""
+        history = history if isinstance(history, list) else []
         try:
-            loaded = answering.admit(self.services, answering.client_address(request))
-            answer = await answering.answer(self.services, loaded, message, history or [])
+            loaded = answering.admit_page(self.services, request)
+            answer = await answering.answer(self.services, loaded, message, history)
         except Exception as error:
             refused = refusal(error)
             if refused is None:
                 raise
             raise gr.Error(refused.message) from None
-        return answer.model_dump(mode="json")
+        return answering.served(self.services, answer, history).model_dump(mode="json")
 
-    def rate(self, convo: Conversation, liked: gr.LikeData) -> Any:
+    def rate(self, convo: Conversation, liked: gr.LikeData, request: gr.Request) -> Any:
         """Store a thumbs up/down on a reply, then offer a comment box."""
         index = liked.index if isinstance(liked.index, int) else liked.index[0]
         reply = (index - 1) // 2
@@ -130,9 +144,12 @@ class Handlers:
         rating = "up" if liked.liked is True else "down"
         feedback = Feedback(rating=rating, history=convo.history(reply), answer=answer)
         try:
+            answering.admit_page(self.services, request, rating=True)
             convo.feedback_id = answering.rate(self.services, feedback, channel="page")
         except (NotReady, StoreUnavailable):  # not loaded: there is nothing to rate yet
             return gr.skip(), gr.skip(), gr.skip(), convo
+        except RateLimited as error:
+            return gr.skip(), gr.skip(), error.message, convo
         except FeedbackUnavailable:  # logged where it happened; a full disk must not break the page
             return gr.skip(), gr.skip(), policy.PAGE_RATING_FAILED, convo
         except Exception:
@@ -145,14 +162,17 @@ class Handlers:
             convo,
         )
 
-    def add_comment(self, comment: str, convo: Conversation) -> Any:
+    def add_comment(self, comment: str, convo: Conversation, request: gr.Request) -> Any:
         """Attach the comment to the last rating."""
         if convo.feedback_id is None or not comment.strip():
             return gr.update(visible=False), "", ""
         try:
-            answering.comment(self.services, convo.feedback_id, comment)
+            answering.admit_page(self.services, request, rating=True)
+            answering.comment(self.services, convo.feedback_id, make_readable(comment[:MAX_COMMENT_CHARS]))
         except (NotReady, StoreUnavailable):
             return gr.update(visible=False), "", ""
+        except RateLimited as error:
+            return gr.update(visible=False), "", error.message
         except FeedbackUnavailable:
             return gr.update(visible=False), "", policy.PAGE_RATING_FAILED
         except Exception:
@@ -232,8 +252,29 @@ def build_page(services: Services) -> gr.Blocks:
         send_comment.click(handlers.add_comment, [comment, convo], comment_outputs, api_visibility="private")
         comment.submit(handlers.add_comment, [comment, convo], comment_outputs, api_visibility="private")
         gr.api(handlers.ask, api_name="ask", concurrency_id="answers")
-    page.queue(default_concurrency_limit=services.settings.worker_threads)
+    # A bounded queue: the gate limits each client, this bounds them all (Gradio's default is unbounded).
+    page.queue(default_concurrency_limit=services.settings.worker_threads, max_size=_QUEUE_SIZE)
     return page
+
+
+#: Events waiting for an answer slot, at most; more are told the page is busy (503).
+_QUEUE_SIZE = 256
+
+
+def event_kinds(blocks: gr.Blocks) -> tuple[dict[int, str], dict[str, str]]:
+    """What each of the page's events does — ``ask``, ``rate`` or ``free`` — by ``fn_index``, and by public API name.
+
+    Read off the handlers the events call, so a new event is counted by what its handler does.
+    """
+    kinds = {"respond": "ask", "ask": "ask", "rate": "rate", "add_comment": "rate"}
+    events, apis = {}, {}
+    for index, function in blocks.fns.items():
+        handler = function.fn
+        owner = getattr(handler, "__self__", None)
+        events[index] = kinds.get(getattr(handler, "__name__", ""), "free") if isinstance(owner, Handlers) else "free"
+        if handler is not None and getattr(handler, "__name__", "") == "ask" and function.api_name == "ask":
+            apis["ask"] = events[index]
+    return events, apis
 
 
 def build_app(services: Services) -> FastAPI:
@@ -268,6 +309,7 @@ async def run(services: Services, slot: PageSlot, stopping: anyio.Event) -> None
         blocks = page.get_blocks()
         blocks.run_startup_events()
         await blocks.run_extra_startup_events()
-        slot.serve(page)
+        events, apis = event_kinds(blocks)
+        slot.serve(page, events=events, apis=apis)
         log.info("The chat page is ready.")
         await stopping.wait()

@@ -24,6 +24,7 @@ from bot.server.apikeys import ApiKeys
 from bot.server.errors import NotReady, StoreUnavailable
 from bot.server.placeholder import PageSlot
 from bot.server.ratelimit import RateLimiter
+from bot.server.signing import AnswerSigner
 from bot.server.usage import TokenCounter
 from bot.settings import Settings
 
@@ -81,6 +82,9 @@ class AnswerEngine(Protocol):
     def stream(self, question: str, history: Iterable[Any] | None = None) -> Iterator[str | Answer]:
         """The same answer: pieces of its text as they are ready, then the ``Answer``."""
 
+    def reject(self, question: str, reason: str) -> Answer:
+        """The ``invalid`` reply to a request that can't be read (``reason`` as in ``bot.policy.INVALID``)."""
+
 
 class Loaded(NamedTuple):
     """What answering a request takes, once ``lifespan`` has loaded it."""
@@ -102,6 +106,8 @@ class Services:
         self.slots: anyio.CapacityLimiter | None = None
         #: The chat page at ``/``, when this app serves one.
         self.page_slot: PageSlot | None = None
+        #: Signs the answers' ids (``bot.server.signing``); loaded by ``lifespan``.
+        self.signer: AnswerSigner | None = None
         self._store_ok = True
         self._store_checked_until = 0.0
         # -- the OpenAI-compatible API: its keys, and the tokenizer its usage counts with (read once, here)

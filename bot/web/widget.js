@@ -205,7 +205,7 @@
   function rateButtons(turn) {
     var row = el("div", { className: "rate", role: "group", "aria-label": "Was this answer helpful?" });
     row.appendChild(el("span", { className: "small", text: "Helpful?" }));
-    [["up", "Yes", "Helpful"], ["down", "No", "Not helpful"]].forEach(function (choice) {
+    [["up", "Yes", "Yes, helpful"], ["down", "No", "No, not helpful"]].forEach(function (choice) {
       var b = el("button", { type: "button", text: choice[1], "aria-label": choice[2],
                              "aria-pressed": String(turn.rating === choice[0]) });
       b.addEventListener("click", function () { rate(turn, choice[0], row); });
@@ -280,6 +280,15 @@
     return MESSAGES.failed;
   }
 
+  // A request that failed outright is either a bot that can't be reached or a site it refuses (whose replies
+  // the browser hides): /api/site answers any site, saying whether this one is allowed.
+  function unreachable() {
+    return fetch(API + "/api/site")
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (site) { return site && site.allowed === false ? MESSAGES.refused : MESSAGES.network; })
+      .catch(function () { return MESSAGES.network; });
+  }
+
   // Reads the server-sent events of /api/chat/stream: "delta" pieces, then the "answer".
   function readEvents(response, onEvent) {
     var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
@@ -326,7 +335,9 @@
           }
         });
       })
-      .catch(function () { turn.notice = turn.notice || MESSAGES.network; })
+      .catch(function () {
+        return unreachable().then(function (message) { turn.notice = turn.notice || message; });
+      })
       .then(function () {
         delete turn.pending;
         if (turn.answer) {

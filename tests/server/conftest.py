@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from bot.server.app import create_app
 from bot.server.services import Services
 from bot.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import TEST_HOSTS, free_port
 from tests.fakes import FakeEngine
 
 GYM = "https://gym.example"
@@ -42,7 +42,7 @@ def closed_port_url() -> str:
 def fake_settings(tmp_path: Path) -> Settings:
     """One answer slot, lenient limits, one allowed site; nothing read from the developer's environment."""
     return Settings(index_dir=tmp_path / "index", data_dir=tmp_path / "data", cors_origins=[GYM],
-                    rate_limit="1000/minute", worker_threads=1)  # fmt: skip
+                    rate_limit="1000/minute", worker_threads=1, allowed_hosts=TEST_HOSTS)  # fmt: skip
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,6 +15,10 @@ import pytest
 from bot.feedback import FeedbackStore
 from bot.policy import DISCLAIMER
 from tests.conftest import ARTIFACTS
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+#: The rules checked: WCAG 2.0 and 2.1, levels A and AA.
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
@@ -135,6 +140,7 @@ def test_the_embed_mode_hides_the_page_chrome_inside_an_allowed_sites_iframe(ope
     page = open_page("/framed.html", base=gym_sites["allowed"].url)
     frame = page.frame_locator("#coach")
     frame.locator("#disclaimer").wait_for()
+    frame.locator("#chat").wait_for()  # Gradio draws its components one by one: the disclaimer may come first
     assert frame.locator("#page-header").is_hidden() and frame.locator("#chat").count() == 1
     page.screenshot(path=ARTIFACTS / "iframe-embed.png")
 
@@ -183,13 +189,13 @@ def test_the_widget_keeps_the_conversation_for_the_visit(open_page, gym_sites) -
     assert "Do knee sleeves help?" in page.locator("#knee-coach-widget .log").inner_text()
 
 
-def test_the_widget_on_a_site_not_on_the_list_is_refused_with_a_friendly_message(open_page, gym_sites) -> None:
+def test_the_widget_on_a_site_not_on_the_list_says_it_isnt_available_there(open_page, gym_sites) -> None:
     page = open_page(base=gym_sites["stranger"].url)
     page.get_by_role("button", name="Ask our coach").click()
     widget_ask(page, "Why do my knees hurt after leg day?")
     notice = page.locator("#knee-coach-widget .msg.bot.notice")
     notice.wait_for()
-    assert "can't be reached" in notice.inner_text() or "isn't available" in notice.inner_text()
+    assert "isn't available on this site" in notice.inner_text()  # not "can't be reached": the bot is up
     assert page.locator("#knee-coach-widget .msg.bot.answered").count() == 0
     page.screenshot(path=ARTIFACTS / "widget-refused.png")
 
@@ -204,3 +210,29 @@ def test_markup_typed_into_the_widget_is_shown_as_text(open_page, gym_sites) -> 
     assert XSS in log.inner_text() and log.locator("img").count() == 0
     assert page.dialogs == [] and page.evaluate("window.__alerted === undefined")
     page.screenshot(path=ARTIFACTS / "widget-markup-as-text.png")
+
+
+def axe_violations(page, context: str = "document") -> list[dict]:
+    """axe-core's WCAG 2.1 A/AA violations on ``page`` (within ``context``, a script expression)."""
+    page.add_script_tag(path=str(AXE))
+    options = {"runOnly": {"type": "tag", "values": WCAG_21_AA}, "resultTypes": ["violations"]}
+    result = page.evaluate(f"options => axe.run({context}, options)", options)
+    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+            for v in result["violations"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_chat_page_with_an_answer_passes_wcag_21_aa(open_page, width: int) -> None:
+    page = open_page(width=width)
+    ask_on_page(page, "Where should my feet go on the leg press?", 0)
+    page.locator("#chat .reply--answered a.cite").first.click()  # the sources panel open, a quote marked
+    assert axe_violations(page) == []
+
+
+def test_the_widget_with_an_answer_passes_wcag_21_aa(open_page, gym_sites) -> None:
+    page = open_page(base=gym_sites["allowed"].url)
+    page.get_by_role("button", name="Ask our coach").click()
+    widget_ask(page, "I heard a pop in my knee and it swelled up")  # the warning-styled reply
+    page.locator("#knee-coach-widget .msg.bot[data-status]").wait_for()
+    # The gym's own page is deliberately careless (its CSS hides buttons): only the widget is checked.
+    assert axe_violations(page, "{include: [['#knee-coach-widget']]}") == []

@@ -76,8 +76,25 @@ def test_api_bodies_over_the_limit_are_refused_with_a_json_413(client, body, hea
         assert response.status_code == 200 and response.json()["bytes"] == LIMIT
 
 
-def test_the_body_limit_is_the_apis_only(client: TestClient) -> None:
-    assert client.post("/page/upload", content=b"x" * (LIMIT * 10)).json() == {"bytes": LIMIT * 10}
+def test_the_body_limit_applies_to_the_pages_routes_too(client: TestClient) -> None:
+    response = client.post("/page/upload", content=b"x" * (LIMIT * 10))
+    assert response.status_code == 413 and response.json()["error"] == "request_too_large"
+
+
+@pytest.mark.parametrize(
+    ("origin", "same"),
+    [
+        ("http://testserver", True),
+        ("http://testserver:80", True),  # the default port, spelled out
+        ("https://testserver", False),  # another scheme is another origin
+        ("http://testserver:8080", False),
+        ("http://testserver.evil.example", False),
+        ("null", False),
+    ],
+)
+def test_the_same_origin_is_the_requests_own_scheme_host_and_port(client: TestClient, origin: str, same: bool) -> None:
+    response = client.post("/api/echo", headers={"Origin": origin})
+    assert response.status_code == (200 if same else 403)
 
 
 def test_a_listed_site_gets_its_own_origin_back_never_an_inner_wildcard(client: TestClient) -> None:

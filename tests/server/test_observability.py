@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from bot.server.app import create_app
 from bot.settings import Settings
@@ -17,13 +18,17 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def client(index_settings: Settings, engine, tmp_path: Path):
-    settings = index_settings.model_copy(update={"data_dir": tmp_path / "data", "rate_limit": "1000/minute"})
+    settings = index_settings.model_copy(update={"data_dir": tmp_path / "data", "rate_limit": "1000/minute",
+                                                  "metrics_token": SecretStr(TOKEN)})  # fmt: skip
     with TestClient(create_app(settings, engine=engine, page=False)) as test_client:
         yield test_client
 
 
+TOKEN = "scrape-me-please"
+
+
 def scrape(client: TestClient) -> dict[tuple[str, tuple], float]:
-    response = client.get("/api/metrics")
+    response = client.get("/api/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value

@@ -20,7 +20,7 @@ from bot.server.page import Conversation, Handlers
 from bot.server.ratelimit import RateLimiter
 from bot.settings import Settings
 from tests.conftest import ThreadedServer, free_port
-from tests.fakes import FakeEngine
+from tests.fakes import FakeEngine, canned_answer
 from tests.server.conftest import Served, closed_port_url
 from tests.server.test_answering import QUESTION, page_request, too_fast
 
@@ -63,22 +63,39 @@ def test_a_follow_up_is_asked_with_the_conversation_so_far_without_the_pages_not
     convo = Conversation()
     respond(served, convo, QUESTION)
     served.services.limiter = RateLimiter("0/minute", daily_cap_per_origin=0)  # a refusal in between …
-    respond(served, convo, "and why?")
+    [refused] = respond(served, convo, "and why?")
     served.services.limiter = RateLimiter("100/minute", daily_cap_per_origin=0)
+    assert "reply--notice" in refused[0][-1]["content"] and len(convo.messages) == 2  # … shown, but not kept
     respond(served, convo, "and how wide?")
-    [answer, notice, _last] = convo.answers
-    assert answer is not None and notice is None
+    [answer, _last] = convo.answers
+    assert answer is not None
     assert served.engine.asked[-1] == ("and how wide?", [{"role": "user", "content": QUESTION},
                                                          {"role": "assistant", "content": answer.answer}])  # fmt: skip
+
+
+def test_a_question_longer_than_the_box_allows_is_not_kept_whole(served: Served) -> None:
+    convo = Conversation()
+    respond(served, convo, "knee " * 100_000)  # what a client other than the page could send
+    [(question, _history)] = served.engine.asked
+    assert len(question) == served.services.settings.max_question_chars + 1  # still "too long" for the engine
+    assert sum(len(message["content"]) for message in convo.messages) < 10_000
+
+
+def test_unreadable_text_is_answered_invalid_on_the_page(served: Served) -> None:
+    convo = Conversation()
+    respond(served, convo, "knee \ud800 pain")
+    [answer] = convo.answers
+    assert answer is not None and answer.status == "invalid" and answer.reason == "unreadable"
+    assert "\ufffd" in answer.question and served.engine.asked == []
 
 
 def test_a_rating_is_stored_from_the_page_and_opens_the_comment_box(served: Served) -> None:
     convo, handlers = Conversation(), Handlers(served.services)
     respond(served, convo, QUESTION)
-    box, comment, note, _convo = handlers.rate(convo, liked(1, up=False))
+    box, comment, note, _convo = handlers.rate(convo, liked(1, up=False), page_request())
     assert box["visible"] is True and policy.RATING_THANKS["down"] in comment["label"]
     assert note == policy.rating_saved(1)
-    assert handlers.add_comment("too vague", convo)[2] == policy.COMMENT_SAVED
+    assert handlers.add_comment("too vague", convo, page_request())[2] == policy.COMMENT_SAVED
     store = served.services.store
     assert store is not None
     [row] = store.rows()
@@ -90,7 +107,7 @@ def test_only_the_engines_answers_can_be_rated(served: Served) -> None:
     convo, handlers = Conversation(), Handlers(served.services)
     served.services.limiter = RateLimiter("0/minute", daily_cap_per_origin=0)
     respond(served, convo, QUESTION)  # the reply is the page's own notice
-    skipped = handlers.rate(convo, liked(1))
+    skipped = handlers.rate(convo, liked(1), page_request())
     assert all(isinstance(update, type(gr.skip())) for update in skipped[:3])
     assert served.services.store is not None and served.services.store.rows() == []
 
@@ -100,7 +117,7 @@ def test_a_rating_that_cannot_be_stored_is_said_so_and_the_page_goes_on(served: 
     respond(served, convo, QUESTION)
     with sqlite3.connect(fake_settings.data_dir / "feedback.sqlite3") as db:  # broken from outside
         db.execute("ALTER TABLE feedback RENAME TO feedback_broken")
-    assert handlers.rate(convo, liked(1))[2] == policy.PAGE_RATING_FAILED
+    assert handlers.rate(convo, liked(1), page_request())[2] == policy.PAGE_RATING_FAILED
     assert respond(served, convo, "and why?")[-1][2].answers[-1] is not None  # answers are unaffected
 
 
@@ -142,14 +159,21 @@ def test_the_page_api_answers_through_the_request_policy(page_client) -> None:
 
 @pytest.mark.slow
 def test_the_page_api_tells_a_client_over_its_limit_to_wait(page_client) -> None:
-    from gradio_client.exceptions import AppError
-
     client, services = page_client
     services.limiter = RateLimiter("1/minute", daily_cap_per_origin=0)
     client.predict(QUESTION, [], api_name="/ask")
-    with pytest.raises(AppError) as refused:
+    with pytest.raises(httpx.HTTPStatusError) as refused:  # refused by the gate, before Gradio's queue
         client.predict(QUESTION, [], api_name="/ask")
-    assert too_fast(refused.value.message) is not None
+    response = refused.value.response
+    assert response.status_code == 429 and too_fast(response.json()["message"]) is not None
+    assert response.json()["detail"] == response.json()["message"]  # what Gradio's own client shows
+
+
+@pytest.mark.slow
+def test_the_page_api_gives_answers_a_rating_can_name(page_client) -> None:
+    client, services = page_client
+    answer = client.predict(QUESTION, [], api_name="/ask")
+    assert services.signer.verify(canned_answer(QUESTION), [], answer["answer_id"])
 
 
 @pytest.mark.slow

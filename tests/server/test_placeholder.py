@@ -60,9 +60,17 @@ def test_a_page_that_could_not_be_built_is_said_unavailable_without_reloading(cl
     assert response.status_code == 503 and policy.PAGE_UNAVAILABLE in response.text and "refresh" not in response.text
 
 
-def test_once_served_every_path_is_the_pages(client: TestClient, slot: PageSlot) -> None:
-    slot.serve(the_page)
-    assert client.get("/").text == "the page at /" and client.post("/config").text == "the page at /config"
+def test_once_served_the_pages_own_paths_are_the_pages_and_nothing_else(client: TestClient, slot: PageSlot) -> None:
+    slot.serve(the_page, events={}, apis={})
+    assert client.get("/").text == "the page at /" and client.get("/config").text == "the page at /config"
+    assert client.get("/assets/index.js").text == "the page at /assets/index.js"
+    for path in ("/gradio_api/upload", "/gradio_api/file=/etc/passwd", "/gradio_api/proxy=http://x", "/monitoring",
+                 "/gradio_api/mcp/sse", "/login", "/manifest.json", "/gradio_api/startup-events"):  # fmt: skip
+        response = client.post(path) if path == "/gradio_api/upload" else client.get(path)
+        assert response.status_code == 404 and response.json()["error"] == "not_found", path
+    refused = client.post("/config")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+    assert refused.json()["error"] == "method_not_allowed"
 
 
 def test_health_reports_the_page_as_its_slot_stands(tmp_path) -> None:
@@ -71,8 +79,25 @@ def test_health_reports_the_page_as_its_slot_stands(tmp_path) -> None:
     built, broken = PageSlot(), PageSlot()
     services.page_slot = built
     states.append(services.page)
-    built.serve(the_page)
+    built.serve(the_page, events={}, apis={})
     states.append(services.page)
     services.page_slot = broken
     broken.failed()
     assert [*states, services.page] == ["off", "starting", "ready", "failed"]
+
+
+async def gradios_error(scope: Scope, receive: Receive, send: Send) -> None:
+    from starlette.responses import JSONResponse
+
+    status, detail = (400, "Session hash not found.") if scope["path"].endswith("join") else (404, "Not Found")
+    await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+def test_the_pages_own_errors_get_the_projects_shape_and_keep_gradios_detail(client: TestClient, slot: PageSlot):
+    slot.serve(gradios_error, events={}, apis={})
+    join = client.post("/gradio_api/queue/join", json={})
+    missing = client.get("/assets/no-such-file.js")
+    assert join.status_code == 400 and join.json() == {"error": "bad_request", "message": "Session hash not found.",
+                                                       "detail": "Session hash not found."}  # fmt: skip
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert int(join.headers["content-length"]) == len(join.content)

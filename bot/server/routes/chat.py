@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -13,7 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from bot.contract import Answer
 from bot.server import answering
 from bot.server.errors import internal_error, refusal
-from bot.server.schemas import API_ERRORS, ChatRequest
+from bot.server.schemas import API_ERRORS, ChatRequest, ServedAnswer
 from bot.server.services import Loaded, Services, get_services
 
 log = logging.getLogger("bot.server.routes.chat")
@@ -21,7 +22,7 @@ log = logging.getLogger("bot.server.routes.chat")
 router = APIRouter(prefix="/api", responses=API_ERRORS, tags=["chat"])
 
 
-@router.post("/chat", response_model=Answer)
+@router.post("/chat", response_model=ServedAnswer)
 async def chat(
     body: ChatRequest,
     services: Services = Depends(get_services),  # noqa: B008 - FastAPI idiom
@@ -29,10 +30,27 @@ async def chat(
 ) -> Response:
     """Answer a question in the context of the conversation: the `ask` JSON contract."""
     answer = await answering.answer(services, loaded, body.message, body.history)
-    return Response(answer.model_dump_json(), media_type="application/json")
+    served = answering.served(services, answer, body.history)
+    return Response(served.model_dump_json(), media_type="application/json")
 
 
-@router.post("/chat/stream", response_class=EventSourceResponse)
+_EVENTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events: `delta`s, then one `answer` (or an `error`).",
+        "content": {
+            "text/event-stream": {
+                "itemSchema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {"event": {"enum": ["delta", "answer", "error"]}, "data": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/chat/stream", response_class=EventSourceResponse, responses=_EVENTS)
 async def chat_stream(
     body: ChatRequest,
     services: Services = Depends(get_services),  # noqa: B008
@@ -48,7 +66,8 @@ async def chat_stream(
         async with aclosing(answering.stream(services, loaded, body.message, body.history)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, Answer):
-                    yield ServerSentEvent(event="answer", raw_data=piece.model_dump_json())
+                    served = answering.served(services, piece, body.history)
+                    yield ServerSentEvent(event="answer", raw_data=served.model_dump_json())
                 else:
                     yield ServerSentEvent(event="delta", data={"text": piece})
     except Exception as error:
