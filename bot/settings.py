@@ -21,12 +21,8 @@ PACKAGED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _MIN_KEY_CHARS = 16
 
 
-class Settings(BaseSettings):
-    """Engine configuration; every field can be set as ``BOT_<FIELD>`` (e.g. ``BOT_INDEX_DIR``)."""
-
-    # hide_input_in_errors: an error must not echo a value, which may be a secret (BOT_API_KEYS); our own
-    # messages quote a value where that helps and it is not secret.
-    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+class _AnsweringSettings(BaseSettings):
+    """The engine's settings: articles, index, retrieval, answers, the models, logging."""
 
     corpus_dir: Path = Field(PROJECT_ROOT / "corpus", description="Folder of Markdown articles.")
     index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the vector and lexical index live.")
@@ -87,7 +83,10 @@ class Settings(BaseSettings):
     log_level: str = Field("WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Logging detail.")
     log_json: bool = Field(False, description="Log JSON lines (one object per line) instead of plain text.")
 
-    # -- the web server (chat page, HTTP API, widget) --------------------------------------------
+
+class _ServingSettings(BaseSettings):
+    """The web server's settings: where it listens, who may embed it, its limits and workers."""
+
     host: str = Field("127.0.0.1", description="Address the web server listens on.")
     port: int = Field(7860, ge=1, le=65535, description="Port the web server listens on.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -113,6 +112,36 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         20.0, ge=0, le=600, description="Seconds a stopping server waits for requests in flight to finish."
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return _comma_separated(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        return [normalise_origin(origin) for origin in origins]
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        if value.strip().lower() == "off":
+            return "off"
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate; accepted: 'off' (no per-client limit), or rates in limits notation "
+                "such as '20/minute;200/hour'"
+            ) from None
+        return value
+
+
+class _AccessSettings(BaseSettings):
+    """Who may use what: API and QA keys, trusted proxies, host names, tokens, slow clients."""
 
     # -- the OpenAI-compatible API (/v1) ---------------------------------------------------------
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -152,17 +181,10 @@ class Settings(BaseSettings):
         1000, ge=1, le=100_000, description="Open connections per worker process; more are answered 503 and closed."
     )
 
-    @field_validator("cors_origins", "trusted_proxies", "allowed_hosts", mode="before")
+    @field_validator("trusted_proxies", "allowed_hosts", mode="before")
     @classmethod
-    def _split_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part for part in value.replace(" ", ",").split(",") if part]
-        return value
-
-    @field_validator("cors_origins")
-    @classmethod
-    def _check_origins(cls, origins: list[str]) -> list[str]:
-        return [normalise_origin(origin) for origin in origins]
+    def _split_addresses(cls, value: object) -> object:
+        return _comma_separated(value)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -189,22 +211,6 @@ class Settings(BaseSettings):
                 )
         return [host.lower().strip("[]") for host in hosts]
 
-    @field_validator("rate_limit")
-    @classmethod
-    def _check_rate_limit(cls, value: str) -> str:
-        from limits import parse_many
-
-        if value.strip().lower() == "off":
-            return "off"
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is not a rate; accepted: 'off' (no per-client limit), or rates in limits notation "
-                "such as '20/minute;200/hour'"
-            ) from None
-        return value
-
     @field_validator("api_keys", "qa_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -223,6 +229,18 @@ class Settings(BaseSettings):
                                  "`openssl rand -hex 24`")  # fmt: skip
         return keys
 
+
+class Settings(_AccessSettings, _ServingSettings, _AnsweringSettings):
+    """The configuration, read once: every field can be set as ``BOT_<FIELD>`` (e.g. ``BOT_INDEX_DIR``).
+
+    One class for every way in; its fields are declared in three groups (the classes above) only to keep
+    each short. A validator's name must be unique across the groups: a later group's would replace it.
+    """
+
+    # hide_input_in_errors: an error must not echo a value, which may be a secret (BOT_API_KEYS); our own
+    # messages quote a value where that helps and it is not secret.
+    model_config = SettingsConfigDict(env_prefix="BOT_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+
     @property
     def resolved_allowed_hosts(self) -> list[str]:
         """The host names the server answers to: ``BOT_ALLOWED_HOSTS``, the bound address, and loopback.
@@ -237,6 +255,13 @@ class Settings(BaseSettings):
     def resolved_synonyms_file(self) -> Path:
         """The synonyms file actually used."""
         return self.synonyms_file or self.corpus_dir / "synonyms.yaml"
+
+
+def _comma_separated(value: object) -> object:
+    """A comma- (or space-) separated string as a list; anything else as it is."""
+    if isinstance(value, str):
+        return [part for part in value.replace(" ", ",").split(",") if part]
+    return value
 
 
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[A-Za-z0-9_.-]+|\[?[0-9A-Fa-f:.]+\]?")
