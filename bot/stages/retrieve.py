@@ -38,6 +38,8 @@ class Retrieve:
         """Find the passages for the query's search text, and the question's vector."""
         assert state.query is not None and state.snapshot is not None
         snapshot, text = state.snapshot, state.query.search_text
+        if state.query.is_follow_up:  # both of its texts in one call of the model; the searches find them cached
+            self._embed(text, self.synonyms.expand(state.query.asked))
         passages, state.sentence_vectors = snapshot.searches.get_or_compute(text, partial(self.search, snapshot, text))
         state.passages = list(passages)
         state.query_vector = self.query_vector(state.query)
@@ -68,12 +70,17 @@ class Retrieve:
         wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
         return self.sentence_vectors.get_or_fetch_many(wanted, read)
 
+    def _embed(self, *texts: str) -> list[np.ndarray]:
+        """The vectors of ``texts``, from one call of the model for those not cached."""
+        embed_many = getattr(self.embeddings, "embed_queries", None)
+        vectors = embed_many(list(texts)) if embed_many else [self.embeddings.embed_query(t) for t in texts]
+        return [np.asarray(vector, dtype=np.float32) for vector in vectors]
+
     def query_vector(self, query: Query) -> np.ndarray:
         """The question's vector; a follow-up leans on its own words more than on the turn it continues."""
-        vector = np.asarray(self.embeddings.embed_query(query.search_text), dtype=np.float32)
-        if query.is_follow_up:
-            vector = vector + np.asarray(
-                self.embeddings.embed_query(self.synonyms.expand(query.asked)), dtype=np.float32
-            )
-            vector /= np.linalg.norm(vector) or 1.0
+        if not query.is_follow_up:
+            return self._embed(query.search_text)[0]
+        resolved, own = self._embed(query.search_text, self.synonyms.expand(query.asked))
+        vector = resolved + own
+        vector /= np.linalg.norm(vector) or 1.0
         return vector
