@@ -61,6 +61,8 @@ class BatchStats:
     """What the batcher has done so far (the metrics hold the distributions)."""
 
     calls: int = 0
+    #: Calls made in the caller's own thread (it was alone).
+    inline: int = 0
     texts: int = 0
     largest: int = 0
     cancelled: int = 0
@@ -76,6 +78,7 @@ class MicroBatcher(Embeddings):
         self._queue: queue.Queue[_Request] = queue.Queue(maxsize=self.settings.max_queued)
         self._carry: _Request | None = None
         self._active = 0
+        self._running = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -103,6 +106,8 @@ class MicroBatcher(Embeddings):
         """The vectors of ``texts``, embedded together with whatever else is asked at the same time."""
         if not texts:
             return []
+        if self._alone():  # nobody to batch with: no thread hop either
+            return self._inline(texts)
         future = self.submit(texts)
         try:
             return _wait(future)
@@ -129,6 +134,20 @@ class MicroBatcher(Embeddings):
         """Passages: already one large call, so they go to the model directly."""
         return self.inner.embed_documents(texts)
 
+    def _alone(self) -> bool:
+        """No other answer in progress, nothing queued, no batch running: embedding now in this thread is best."""
+        return self._active <= 1 and not self._running and self._queue.empty() and self._carry is None
+
+    def _inline(self, texts: list[str]) -> list[list[float]]:
+        BATCH_SIZE.observe(len(texts))
+        QUEUE_WAIT.observe(0.0)
+        with self._lock:
+            self.stats.calls += 1
+            self.stats.inline += 1
+            self.stats.texts += len(texts)
+            self.stats.largest = max(self.stats.largest, len(texts))
+        return self.inner.embed_documents(texts)
+
     def _cancelled(self) -> None:
         with self._lock:
             self.stats.cancelled += 1
@@ -145,7 +164,12 @@ class MicroBatcher(Embeddings):
 
     def _serve(self) -> None:
         while True:
-            self._embed(self._next_batch())
+            batch = self._next_batch()
+            self._running = True
+            try:
+                self._embed(batch)
+            finally:
+                self._running = False
 
     def _next_batch(self) -> list[_Request]:
         first = self._carry or self._queue.get()

@@ -38,16 +38,15 @@ class Retrieve:
         """Find the passages for the query's search text, and the question's vector."""
         assert state.query is not None and state.snapshot is not None
         snapshot, text = state.snapshot, state.query.search_text
-        if state.query.is_follow_up:  # both of its texts in one call of the model; the searches find them cached
-            self._embed(text, self.synonyms.expand(state.query.asked))
+        # Embedded first, in this thread (a follow-up's two texts in one call): the searches find it cached.
+        state.query_vector = self.query_vector(state.query)
         passages, state.sentence_vectors = snapshot.searches.get_or_compute(text, partial(self.search, snapshot, text))
         state.passages = list(passages)
-        state.query_vector = self.query_vector(state.query)
         return state
 
     def search(self, snapshot: Snapshot, text: str) -> Search:
         """The fused passages for a search text, and the vectors of the quotable sentences the composer may use."""
-        documents = snapshot.retriever.invoke(text)
+        documents = snapshot.retriever.search(text)
         chunks = snapshot.index.passages.fetch(doc.id for doc in documents if doc.id)
         passages = [
             RankedPassage(
