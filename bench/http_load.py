@@ -51,6 +51,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def torch_loaded(pid: int) -> bool:
+    """Whether the process has torch's library mapped (a server on ONNX must not)."""
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def embed_batches(url: str) -> dict[str, float]:
+    """The server's embedding calls and texts so far (``bot_embed_batch_size``; empty before this metric existed)."""
+    found: dict[str, float] = {}
+    for line in httpx.get(f"{url}/api/metrics", timeout=10).text.splitlines():
+        for name in ("count", "sum"):
+            if line.startswith(f"bot_embed_batch_size_{name} "):
+                found[name] = float(line.split()[1])
+    return found
+
+
 def start_server(port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, float]:
     """``python app.py`` on a loopback ``port``: the process, and seconds until ``/api/health`` said ready
     (the API answers) and until the chat page was served too."""
@@ -142,10 +157,14 @@ def main() -> None:
 
             asyncio.run(load(url, pool, clients=args.clients, total=args.warmup, max_seconds=60, unique=args.unique,
                              memory=memory, every=1000))  # fmt: skip
-            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+            server_cpu, client_cpu, batches = cpu_seconds(server.pid), time.process_time(), embed_batches(url)
             run = asyncio.run(load(url, pool, clients=args.clients, total=args.requests, max_seconds=args.max_seconds,
                                    unique=args.unique, memory=memory, every=1000))  # fmt: skip
             server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+            after = embed_batches(url)
+            calls = after.get("count", 0.0) - batches.get("count", 0.0)
+            batch_mean = round((after.get("sum", 0.0) - batches.get("sum", 0.0)) / calls, 2) if calls else None
+            torch_in_server = torch_loaded(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -166,6 +185,9 @@ def main() -> None:
         "server_cpu_utilisation": round(server_cpu / elapsed, 2),
         "client_cpu_ms_per_request": round(client_cpu / max(1, len(latencies)) * 1000, 2),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "embed_calls": calls,
+        "embed_batch_mean": batch_mean,
+        "torch_loaded_in_server": torch_in_server,
         "start_to_ready_s": round(ready_s, 2),
         "start_to_page_s": round(page_s, 2),
         "cpus": os.cpu_count(),
@@ -180,6 +202,7 @@ def main() -> None:
         f"server CPU {result['server_cpu_ms_per_answer']} ms/answer (using {result['server_cpu_utilisation']} cores), "
         f"client CPU {result['client_cpu_ms_per_request']} ms/request, load average {result['load_average_1m']}"
     )
+    print(f"embedding calls {calls:.0f} (mean batch {batch_mean}); torch loaded in the server: {torch_in_server}")
     print(f"server RSS (MB) by requests done: {rss}; start to ready {ready_s:.2f} s  → {path}")
 
 

@@ -96,6 +96,8 @@ class OnnxEmbeddings(Embeddings):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         options.inter_op_num_threads = 1
+        # Idle pool threads sleep rather than spin: spinning burns a shared core's time that answers need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(
             str(folder / record["model_file"]), options, providers=["CPUExecutionProvider"]

@@ -46,17 +46,17 @@ class Retrieve:
 
     def search(self, snapshot: Snapshot, text: str) -> Search:
         """The fused passages for a search text, and the vectors of the quotable sentences the composer may use."""
-        documents = snapshot.retriever.search(text)
-        chunks = snapshot.index.passages.fetch(doc.id for doc in documents if doc.id)
+        found = snapshot.retriever.search(text)
+        chunks = snapshot.index.passages.fetch(chunk_id for chunk_id, _, _ in found)
         passages = [
             RankedPassage(
-                chunks[doc.id],
-                doc.metadata["score"],
-                max(doc.metadata.get(view.score_key, -1.0) for view in VECTOR_VIEWS),
-                doc.metadata.get("lexical_score"),
+                chunks[chunk_id],
+                score,
+                max(own.get(view.score_key, -1.0) for view in VECTOR_VIEWS),
+                own.get("lexical_score"),
             )
-            for doc in documents
-            if doc.id in chunks
+            for chunk_id, score, own in found
+            if chunk_id in chunks
         ]
         return passages, self._vectors_of_sentences(snapshot, passages[: self.depth])
 
