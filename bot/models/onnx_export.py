@@ -88,7 +88,9 @@ def _quantize(target: Path) -> None:
 
     fp32 = target / "model-fp32.onnx"
     (target / MODEL_FILE).rename(fp32)
-    quantize_dynamic(str(fp32), str(target / MODEL_FILE), weight_type=QuantType.QInt8)
+    # Per output channel, 7-bit range: on the check texts the lowest cosine to torch is 0.972 (0.831 per tensor).
+    quantize_dynamic(str(fp32), str(target / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
+                     reduce_range=True)  # fmt: skip
     fp32.unlink()
 
 

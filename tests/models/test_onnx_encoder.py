@@ -120,3 +120,11 @@ def test_int8_is_another_model_for_the_index() -> None:
     assert Settings(encoder_int8=True).embedding_id == f"{PACKAGED_EMBEDDING_MODEL} (int8)"
     assert Settings(encoder_int8=True, encoder="torch").embedding_id == PACKAGED_EMBEDDING_MODEL
     assert export_folder(Path("/c"), MODEL, int8=True) != export_folder(Path("/c"), MODEL)
+
+
+def test_int8_weights_are_opt_in_and_checked_to_their_own_bar(tmp_path: Path) -> None:
+    int8 = load_embeddings(int8=True, cache_dir=tmp_path / "cache", threads=1)
+    record = json.loads((export_folder(tmp_path / "cache", MODEL, int8=True) / RECORD_FILE).read_text())
+    assert record["int8"] and 0.95 <= record["min_cosine"] < 0.9999  # faster, but not the same vectors
+    fp32 = load_embeddings(threads=1)
+    assert float(np.dot(int8.embed_query("knee pain"), fp32.embed_query("knee pain"))) > 0.95
