@@ -179,3 +179,18 @@ def test_the_cache_sends_only_new_questions_in_one_call() -> None:
 def test_batch_settings_are_checked(bad) -> None:
     with pytest.raises(ValueError):
         BatchSettings(**bad)
+
+
+def test_batch_sizes_and_queue_waits_are_metrics() -> None:
+    from prometheus_client import REGISTRY
+
+    def count(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    calls, waits = count("bot_embed_batch_size_count"), count("bot_embed_queue_wait_seconds_count")
+    texts = count("bot_embed_batch_size_sum")
+    batcher = MicroBatcher(RecordingEmbeddings())
+    batcher.embed_queries(["one", "two", "three"])  # alone: in this thread
+    batcher.submit(["queued"]).result(5)  # through the batcher's thread
+    assert count("bot_embed_batch_size_count") == calls + 2 and count("bot_embed_batch_size_sum") == texts + 4
+    assert count("bot_embed_queue_wait_seconds_count") == waits + 2
