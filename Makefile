@@ -26,6 +26,9 @@ $(INSTALLED): pyproject.toml constraints.txt
 	# Compiles llama.cpp (several minutes on 2 cores); never reuse a cached build made without the flags.
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --no-cache-dir -c constraints.txt "llama-cpp-python[server]"
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	# The ONNX encoder, exported from the packaged model and checked against torch, in this machine's model
+	# cache (BOT_MODEL_CACHE_DIR); the bot would otherwise make it on first use.
+	$(PY) -m bot.models.onnx_export
 	touch $@
 
 run: install ## Install, then serve the chat page, API and widget (BOT_HOST:BOT_PORT, default 127.0.0.1:7860)

@@ -20,18 +20,19 @@ import time
 from pathlib import Path
 
 from bench.common import write_result
-from bench.http_load import start_server
+from bench.http_load import start_server, torch_loaded
 from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_to_ready(env: dict[str, str]) -> tuple[float, float]:
-    """Seconds from ``python app.py`` to ``/api/health`` ready, and to the chat page served as well."""
+def start_to_ready(env: dict[str, str]) -> tuple[float, float, bool]:
+    """Seconds from ``python app.py`` to ``/api/health`` ready and to the chat page served; torch loaded?"""
     server, ready_s, page_s = start_server(free_port(), env)
+    uses_torch = torch_loaded(server.pid)
     server.terminate()
     server.wait(timeout=60)
-    return ready_s, page_s
+    return ready_s, page_s, uses_torch
 
 
 def reference_import() -> float:
@@ -51,9 +52,10 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bot", "index"], cwd=ROOT, env=env, check=True, capture_output=True)
         runs = []
         for _ in range(args.runs):
-            ready, page = start_to_ready(env)
+            ready, page, uses_torch = start_to_ready(env)
             reference = reference_import()
             runs.append({"ready_s": round(ready, 2), "page_s": round(page, 2), "import_gradio_s": round(reference, 2),
+                         "torch_loaded": uses_torch,
                          "load_average_1m": round(os.getloadavg()[0], 2)})  # fmt: skip
             print(runs[-1], flush=True)
     ready = statistics.median(r["ready_s"] for r in runs)
@@ -67,11 +69,12 @@ def main() -> None:
         "median_import_gradio_s": round(reference, 2),
         "ready_in_quiet_machine_gradio_imports": round(ready / reference, 2),
         "estimated_quiet_ready_s": round(ready / reference * 1.6, 2),
+        "torch_loaded_in_any_run": any(r["torch_loaded"] for r in runs),
     }
     path = write_result("cold_start", result)
     print(f"start to ready: median {ready:.2f} s (= {ready / reference:.1f} × `import gradio` in the same runs, "
           f"≈ {ready / reference * 1.6:.1f} s where that import takes 1.6 s); chat page served at {page:.2f} s  "
-          f"→ {path}")  # fmt: skip
+          f"torch loaded: {result['torch_loaded_in_any_run']}  → {path}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -73,6 +73,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def torch_loaded(pid: int) -> bool:
+    """Whether the process has torch's library mapped (a server on ONNX must not)."""
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def embed_batches(url: str) -> dict[str, float]:
+    """The server's embedding calls and texts so far (``bot_embed_batch_size``; empty before this metric existed)."""
+    found: dict[str, float] = {}
+    for line in httpx.get(f"{url}/api/metrics", timeout=10).text.splitlines():
+        for name in ("count", "sum"):
+            if line.startswith(f"bot_embed_batch_size_{name} "):
+                found[name] = float(line.split()[1])
+    return found
+
+
 def start_server(port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float, float]:
     """``python app.py`` on a loopback ``port``: the process, and seconds until ``/api/health`` said ready
     (the API answers) and until the chat page was served too."""
@@ -221,9 +236,14 @@ def main() -> None:
                   "warming up…", flush=True)  # fmt: skip
             for name in routes:
                 measure(url, pool, args, server, route=name, total=args.warmup)
+            batches = embed_batches(url)
             for name in order:
                 share = args.requests // rounds + (1 if len(segments[name]) < args.requests % rounds else 0)
                 segments[name].append(measure(url, pool, args, server, route=name, total=share))
+            after = embed_batches(url)
+            calls = after.get("count", 0.0) - batches.get("count", 0.0)
+            batch_mean = round((after.get("sum", 0.0) - batches.get("sum", 0.0)) / calls, 2) if calls else None
+            torch_in_server = torch_loaded(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -233,6 +253,9 @@ def main() -> None:
         "unique_questions": args.unique,
         "question_pool": len(pool),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "embed_calls": calls,
+        "embed_batch_mean": batch_mean,
+        "torch_loaded_in_server": torch_in_server,
         "start_to_ready_s": round(ready_s, 2),
         "start_to_page_s": round(page_s, 2),
         "cpus": os.cpu_count(),
@@ -250,6 +273,7 @@ def main() -> None:
     if args.route == "both":
         print(f"/v1/chat/completions throughput = {result['openai_vs_api_throughput']:.3f} × /api/chat's "
               f"({rounds} alternating segments of each)")  # fmt: skip
+    print(f"embedding calls {calls:.0f} (mean batch {batch_mean}); torch loaded in the server: {torch_in_server}")
     rss = [sample for route_figures in figures.values() for sample in route_figures["rss_mb"]]
     print(f"server RSS (MB) by requests done: {rss}; start to ready {ready_s:.2f} s, load average "
           f"{result['load_average_1m']}  → {path}")  # fmt: skip

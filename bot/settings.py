@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -19,6 +20,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGED_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 #: The shortest key BOT_API_KEYS accepts (a guessable key would be no lock at all).
 _MIN_KEY_CHARS = 16
+
+
+def default_model_cache_dir() -> Path:
+    """Where this machine keeps models made from installed ones (the ONNX export): ``$XDG_CACHE_HOME/knee-coach``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "knee-coach" / "models"
 
 
 class _AnsweringSettings(BaseSettings):
@@ -60,9 +66,23 @@ class _AnsweringSettings(BaseSettings):
         le=100,
         description="Passages kept beyond those shown or quoted: triage weighs the closest of them all.",
     )
-    torch_threads: int = Field(
-        1, ge=0, le=64, description="CPU threads per question embedding (0: torch's default, all cores)."
+    encoder: Literal["onnx", "torch"] = Field(
+        "onnx", description="What runs the embedding model: ONNX Runtime (default) or torch (the fallback)."
     )
+    encoder_int8: bool = Field(
+        False, description="ONNX Runtime with int8 weights: faster, but its vectors differ (rebuilds the index)."
+    )
+    model_cache_dir: Path = Field(
+        default_factory=default_model_cache_dir,
+        description="This machine's cache of models made from installed ones (the ONNX export); not shared.",
+    )
+    torch_threads: int = Field(
+        1, ge=0, le=64, description="CPU threads per embedding call, either runtime (0: the runtime's default)."
+    )
+    embed_batch_window_ms: float = Field(
+        1.0, ge=0, le=2, description="How long a question waits for others to be embedded with it (ms)."
+    )
+    embed_max_batch: int = Field(16, ge=1, le=256, description="Most questions embedded in one call.")
     cache_size: int = Field(1024, ge=0, le=1_000_000, description="Questions whose retrieval is cached (0: off).")
     composer: str = Field(
         "extractive",
@@ -250,6 +270,12 @@ class Settings(_AccessSettings, _ServingSettings, _AnsweringSettings):
         """
         bound = [] if self.host in {"", "0.0.0.0", "::"} else [self.host.lower().strip("[]")]
         return list(dict.fromkeys([*self.allowed_hosts, *bound, "localhost", "127.0.0.1", "::1"]))
+
+    @property
+    def embedding_id(self) -> str:
+        """The model as the index records it: int8 weights give other vectors, so they are another model."""
+        int8 = self.encoder_int8 and self.encoder == "onnx"
+        return f"{self.embedding_model} (int8)" if int8 else self.embedding_model
 
     @property
     def resolved_synonyms_file(self) -> Path:

@@ -97,13 +97,13 @@ def index(
     configure_logging()
     from bot.content.corpus import CorpusError
     from bot.index import build_index, discard_index
-    from bot.models.embedding import EmbeddingModelError, load_embeddings
+    from bot.models.embedding import EmbeddingModelError, embeddings_for
 
     settings = get_settings()
     try:
         if rebuild:
             discard_index(settings)
-        embeddings = load_embeddings(settings.embedding_model)
+        embeddings = embeddings_for(settings, threads=0, batching=False)  # every core, one large call at a time
         report = build_index(settings, embeddings, show_progress=sys.stderr.isatty())
     except (CorpusError, EmbeddingModelError) as error:
         raise _fail(str(error)) from None

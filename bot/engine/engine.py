@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from threading import Lock
 from typing import Any
 
@@ -21,8 +22,9 @@ from bot.engine.chain import AnswerChain, Piece
 from bot.engine.versions import IndexVersions
 from bot.index import Index, View, open_index
 from bot.index.retrievers import DenseRetriever, HybridRetriever, LexicalRetriever, SentenceRetriever
+from bot.models.batching import batcher_of
 from bot.models.chat import EXTRACTIVE, ComposerUnavailable, load_chat_model
-from bot.models.embedding import load_embeddings
+from bot.models.embedding import embeddings_for
 from bot.settings import Settings, get_settings
 from bot.stages.compose import Compose, ComposeSettings, not_found_reply
 from bot.stages.finish import Finish
@@ -71,6 +73,7 @@ class Engine:
         """``chat_model``: the model ``settings.composer`` names, already made (tests); else it is loaded."""
         self.settings = settings
         self.embeddings = embeddings
+        self._batcher = batcher_of(embeddings)
         self.chat_model: BaseChatModel | None
         if chat_model is not None:
             self.chat_model, self.composer, self.composer_problem = chat_model, settings.composer, None
@@ -123,7 +126,7 @@ class Engine:
         # index is out of date: parsing 1,000 of them at every start cost half a second.
         require_articles(settings.corpus_dir)
         if embeddings is None:
-            embeddings = load_embeddings(settings.embedding_model, threads=settings.torch_threads)
+            embeddings = embeddings_for(settings)
         return cls(settings, open_index(settings, embeddings, show_progress=show_progress), embeddings)
 
     def _articles(self) -> list[tuple[str, str, str]]:
@@ -178,14 +181,21 @@ class Engine:
 
     def ask(self, question: str, history: Iterable[Any] | None = None) -> Answer:
         """Answer one question in the context of the conversation so far."""
-        return self.chain.invoke(self.new_state(question, history))
+        with self._answering():
+            return self.chain.invoke(self.new_state(question, history))
 
     def stream(self, question: str, history: Iterable[Any] | None = None) -> Iterator[Piece]:
         """Like ``ask``, but yields the reply text in pieces as each becomes final, then the ``Answer``.
 
         The pieces concatenate to ``Answer.answer``; a composer that writes gradually reaches the reader gradually.
         """
-        return self.chain.stream(self.new_state(question, history))
+        state = self.new_state(question, history)
+        with self._answering():
+            yield from self.chain.stream(state)
+
+    def _answering(self) -> AbstractContextManager[None]:
+        """An answer in progress: the embedding batcher waits (a moment) for its question while there are others."""
+        return self._batcher.active() if self._batcher is not None else nullcontext()
 
     def reject(self, question: str, reason: str) -> Answer:
         """The reply to a request a shell could not even read (``reason`` as in ``bot.policy.INVALID``)."""

@@ -104,7 +104,7 @@ def _build_lock(files: IndexFiles) -> Iterator[None]:
 def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -> BuildReport:
     started = time.perf_counter()
     files = IndexFiles(settings.index_dir)
-    model = settings.embedding_model
+    model = settings.embedding_id
     dim = len(embeddings.embed_query("dimension probe"))
     previous = read_manifest(settings.index_dir)
     pending = read_pending(files, model, dim)
@@ -175,7 +175,7 @@ def _starts_from_scratch(settings: Settings, previous: Manifest | None, dim: int
     if previous is None:
         return not resuming
     return (previous.embedding_model, previous.embedding_dim, previous.chunker) != (
-        settings.embedding_model,
+        settings.embedding_id,
         dim,
         chunker_id(settings),
     )

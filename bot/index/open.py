@@ -45,8 +45,8 @@ def stale_reasons(settings: Settings, manifest: Manifest | None) -> list[str]:
     if manifest is None:
         return ["there is no index yet"]
     reasons = []
-    if manifest.embedding_model != settings.embedding_model:
-        reasons.append(f"the embedding model changed ({manifest.embedding_model} → {settings.embedding_model})")
+    if manifest.embedding_model != settings.embedding_id:
+        reasons.append(f"the embedding model changed ({manifest.embedding_model} → {settings.embedding_id})")
     if manifest.chunker != chunker_id(settings):
         reasons.append("the chunking rules or passage size changed")
     current = corpus_fingerprint(settings.corpus_dir)

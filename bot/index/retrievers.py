@@ -8,7 +8,7 @@ it returns from the passages it is given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -24,6 +24,8 @@ from bot.index.records import chunk_of_sentence, fetch_passages
 from bot.index.store import VectorStore
 from bot.index.views import View
 
+#: The run manager of a search nobody traces (``HybridRetriever.search``).
+_NO_RUN = CallbackManagerForRetrieverRun.get_noop_manager()
 #: Threads the hybrid retriever runs its retrievers on (all but one; that one runs in the caller's thread).
 _FAN_OUT = ThreadPoolExecutor(max_workers=8, thread_name_prefix="retrieve")
 
@@ -37,10 +39,13 @@ class DenseRetriever(BaseRetriever):
     embeddings: Embeddings
     k: int = Field(20, ge=1)
 
+    def ranked(self, query: str) -> list[tuple[str, float]]:
+        """``(chunk_id, score)`` pairs, best first: what the documents say, without making them."""
+        return self.store.query(self.embeddings.embed_query(query), self.k)
+
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [
-            Document(id=chunk_id, page_content="", metadata={"score": score})
-            for chunk_id, score in self.store.query(self.embeddings.embed_query(query), self.k)
+            Document(id=chunk_id, page_content="", metadata={"score": score}) for chunk_id, score in self.ranked(query)
         ]
 
 
@@ -54,13 +59,23 @@ class SentenceRetriever(BaseRetriever):
     k: int = Field(20, ge=1)
     sentences: int = Field(40, ge=1, description="How many nearest sentences to look at.")
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        best: dict[str, Document] = {}
+    def _best(self, query: str) -> list[tuple[str, float, str]]:
+        best: dict[str, tuple[str, float, str]] = {}
         for sid, score in self.store.query(self.embeddings.embed_query(query), self.sentences):
             chunk_id = chunk_of_sentence(sid)
             if chunk_id not in best:  # results come nearest first
-                best[chunk_id] = Document(id=chunk_id, page_content="", metadata={"score": score, "sentence_id": sid})
+                best[chunk_id] = (chunk_id, score, sid)
         return list(best.values())[: self.k]
+
+    def ranked(self, query: str) -> list[tuple[str, float]]:
+        """``(chunk_id, score)`` pairs, best first: what the documents say, without making them."""
+        return [(chunk_id, score) for chunk_id, score, _ in self._best(query)]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [
+            Document(id=chunk_id, page_content="", metadata={"score": score, "sentence_id": sid})
+            for chunk_id, score, sid in self._best(query)
+        ]
 
 
 class LexicalRetriever(BaseRetriever):
@@ -70,6 +85,10 @@ class LexicalRetriever(BaseRetriever):
 
     index: LexicalIndex
     k: int = Field(20, ge=1)
+
+    def ranked(self, query: str) -> list[tuple[str, float]]:
+        """``(chunk_id, score)`` pairs, best first: what the documents say, without making them."""
+        return [(chunk_id, score) for chunk_id, score, _ in self.index.search(query, self.k)]
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [
@@ -97,27 +116,46 @@ class HybridRetriever(BaseRetriever):
     #: Views whose scores are unbounded and get normalised before fusion.
     normalize: frozenset[View] = frozenset({View.lexical})
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        # The vector queries wait on the store (a server's HTTP round trip, or Rust code that frees the GIL):
-        # run them side by side. The query is embedded once; the other retrievers wait for the cached vector.
-        def run(view: View) -> list[Document]:
-            return self.retrievers[view].invoke(query, config={"callbacks": run_manager.get_child(view.value)})
+    def search(self, query: str) -> list[tuple[str, float, dict[str, float]]]:
+        """The fused passages as ``(chunk_id, fused score, {view score key: own score})``, best first.
 
-        *others, last = self.retrievers
-        running = [_FAN_OUT.submit(run, view) for view in others]
-        mine = run(last)
-        results = dict(zip(self.retrievers, [*(future.result() for future in running), mine], strict=True))
-        rankings = {view: [(d.id, d.metadata["score"]) for d in docs if d.id] for view, docs in results.items()}
-        fused = linear_fusion(rankings, weights=self.weights, normalize=self.normalize)
-        own: dict[str, dict[str, float]] = {}
-        for view, docs in results.items():
-            for doc in docs:
-                if doc.id:
-                    own.setdefault(doc.id, {})[view.score_key] = doc.metadata["score"]
-        best = [(chunk_id, score) for chunk_id, score in fused if chunk_id in self.passages][: self.k]
-        found = fetch_passages(self.passages, (chunk_id for chunk_id, _ in best))
+        What ``invoke`` finds, for the answer path, which reads the passages itself: no LangChain callback
+        manager and run per retriever (about 0.4 ms each on a busy machine), no ``Document`` per candidate
+        (some 70 per question), no passage read. ``invoke`` still reports every retriever's run to a tracer.
+        """
+
+        def rank(view: View) -> list[tuple[str, float]]:
+            retriever = self.retrievers[view]
+            if isinstance(retriever, DenseRetriever | SentenceRetriever | LexicalRetriever):
+                return retriever.ranked(query)
+            docs = retriever._get_relevant_documents(query, run_manager=_NO_RUN)
+            return [(d.id, d.metadata["score"]) for d in docs if d.id]
+
+        return self._fused(rank)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        def rank(view: View) -> list[tuple[str, float]]:
+            docs = self.retrievers[view].invoke(query, config={"callbacks": run_manager.get_child(view.value)})
+            return [(d.id, d.metadata["score"]) for d in docs if d.id]
+
+        best = self._fused(rank)
+        found = fetch_passages(self.passages, (chunk_id for chunk_id, _, _ in best))
         return [
-            Document(id=chunk_id, page_content=found[chunk_id].text, metadata={"score": score, **own[chunk_id]})
-            for chunk_id, score in best
+            Document(id=chunk_id, page_content=found[chunk_id].text, metadata={"score": score, **own})
+            for chunk_id, score, own in best
             if chunk_id in found
         ]
+
+    def _fused(self, rank: Callable[[View], list[tuple[str, float]]]) -> list[tuple[str, float, dict[str, float]]]:
+        # The vector queries wait on the store (a server's HTTP round trip, or Rust code that frees the GIL):
+        # run them side by side with BM25. The query is embedded once; the other retrievers wait for the vector.
+        *others, last = self.retrievers
+        running = [_FAN_OUT.submit(rank, view) for view in others]
+        mine = rank(last)
+        rankings = dict(zip(self.retrievers, [*(future.result() for future in running), mine], strict=True))
+        fused = linear_fusion(rankings, weights=self.weights, normalize=self.normalize)
+        own: dict[str, dict[str, float]] = {}
+        for view, ranking in rankings.items():
+            for chunk_id, score in ranking:
+                own.setdefault(chunk_id, {})[view.score_key] = score
+        return [(chunk_id, score, own[chunk_id]) for chunk_id, score in fused if chunk_id in self.passages][: self.k]

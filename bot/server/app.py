@@ -21,7 +21,7 @@ from fastapi_offline import FastAPIOffline
 from bot.engine import Engine
 from bot.feedback import FeedbackStore
 from bot.index import store_unreachable
-from bot.models.embedding import load_embeddings
+from bot.models.embedding import embeddings_for
 from bot.observability import configure_logging
 from bot.server import errors, metrics
 from bot.server.forwarded import Forwarded
@@ -104,9 +104,7 @@ def create_app(settings: Settings | None = None, *, engine: AnswerEngine | None 
 async def _load_engine(services: Services) -> asyncio.Task[None] | None:
     """Load the engine; if the Chroma server is unreachable, the task that loads it once it is back."""
     settings = services.settings
-    embeddings = await anyio.to_thread.run_sync(
-        lambda: load_embeddings(settings.embedding_model, threads=settings.torch_threads)
-    )
+    embeddings = await anyio.to_thread.run_sync(lambda: embeddings_for(settings))
 
     def load() -> Engine:
         return Engine.load(settings, embeddings=embeddings)

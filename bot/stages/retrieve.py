@@ -38,24 +38,25 @@ class Retrieve:
         """Find the passages for the query's search text, and the question's vector."""
         assert state.query is not None and state.snapshot is not None
         snapshot, text = state.snapshot, state.query.search_text
+        # Embedded first, in this thread (a follow-up's two texts in one call): the searches find it cached.
+        state.query_vector, state.own_vector = self.query_vectors(state.query)
         passages, state.sentence_vectors = snapshot.searches.get_or_compute(text, partial(self.search, snapshot, text))
         state.passages = list(passages)
-        state.query_vector, state.own_vector = self.query_vectors(state.query)
         return state
 
     def search(self, snapshot: Snapshot, text: str) -> Search:
         """The fused passages for a search text, and the vectors of the quotable sentences the composer may use."""
-        documents = snapshot.retriever.invoke(text)
-        chunks = snapshot.index.passages.fetch(doc.id for doc in documents if doc.id)
+        found = snapshot.retriever.search(text)
+        chunks = snapshot.index.passages.fetch(chunk_id for chunk_id, _, _ in found)
         passages = [
             RankedPassage(
-                chunks[doc.id],
-                doc.metadata["score"],
-                max(doc.metadata.get(view.score_key, -1.0) for view in VECTOR_VIEWS),
-                doc.metadata.get("lexical_score"),
+                chunks[chunk_id],
+                score,
+                max(own.get(view.score_key, -1.0) for view in VECTOR_VIEWS),
+                own.get("lexical_score"),
             )
-            for doc in documents
-            if doc.id in chunks
+            for chunk_id, score, own in found
+            if chunk_id in chunks
         ]
         return passages, self._vectors_of_sentences(snapshot, passages[: self.depth])
 
@@ -68,15 +69,21 @@ class Retrieve:
         wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
         return self.sentence_vectors.get_or_fetch_many(wanted, read)
 
+    def _embed(self, *texts: str) -> list[np.ndarray]:
+        """The vectors of ``texts``, from one call of the model for those not cached."""
+        embed_many = getattr(self.embeddings, "embed_queries", None)
+        vectors = embed_many(list(texts)) if embed_many else [self.embeddings.embed_query(t) for t in texts]
+        return [np.asarray(vector, dtype=np.float32) for vector in vectors]
+
     def query_vectors(self, query: Query) -> tuple[np.ndarray, np.ndarray]:
         """The question's vector, and its own words' vector (the same unless it follows up on another turn).
 
         A follow-up's vector leans on its own words more than on the turn it continues.
         """
-        vector = np.asarray(self.embeddings.embed_query(query.search_text), dtype=np.float32)
         if not query.is_follow_up:
+            vector = self._embed(query.search_text)[0]
             return vector, vector
-        own = np.asarray(self.embeddings.embed_query(self.synonyms.expand(query.asked)), dtype=np.float32)
-        combined = vector + own
+        resolved, own = self._embed(query.search_text, self.synonyms.expand(query.asked))
+        combined = resolved + own
         combined /= np.linalg.norm(combined) or 1.0
         return combined, own

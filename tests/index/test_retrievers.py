@@ -253,3 +253,19 @@ def test_a_vector_retriever_refuses_what_is_not_a_vector_store() -> None:
     with pytest.raises(ValidationError):
         DenseRetriever(store=object(), embeddings=HashEmbeddings())
     assert DenseRetriever(store=InMemoryStore(), embeddings=HashEmbeddings()).k == 20
+
+
+@pytest.mark.parametrize("question", ["Where should my feet go?", "knee pain after the sled", "how deep"])
+def test_the_answer_paths_search_finds_what_invoke_finds(hybrid: HybridRetriever, question: str) -> None:
+    found = hybrid.search(question)
+    docs = hybrid.invoke(question)
+    assert [(chunk_id, score) for chunk_id, score, _ in found] == [(d.id, d.metadata["score"]) for d in docs]
+    assert [own for _, _, own in found] == [{k: v for k, v in d.metadata.items() if k != "score"} for d in docs]
+
+
+def test_the_answer_paths_search_takes_any_retriever() -> None:
+    passages = {i: chunk(i) for i in ("a", "b", "c")}
+    retrievers = {view: FixedRetriever(ranking=[("c", 0.9), ("a", 0.5)]) for view in (View.text, View.sentences)}
+    retrievers[View.lexical] = FixedRetriever(ranking=[("b", 3.0)])
+    hybrid = HybridRetriever(retrievers=retrievers, passages=passages, weights=RETRIEVER_WEIGHTS, k=3)
+    assert [chunk_id for chunk_id, _, _ in hybrid.search("q")] == [d.id for d in hybrid.invoke("q")]
