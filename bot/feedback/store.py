@@ -15,13 +15,16 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from threading import Lock
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.pool import StaticPool
 
 from bot.feedback.records import MAX_COMMENT_CHARS, Feedback, StoredFeedback
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 FILENAME = "feedback.sqlite3"
 #: What a store's failure to read or write raises (the database, or the file system under SQLite).
@@ -104,7 +107,7 @@ class FeedbackStore:
         return store
 
     @classmethod
-    def for_settings(cls, settings: Any) -> FeedbackStore:
+    def for_settings(cls, settings: Settings) -> FeedbackStore:
         """The store ``settings`` name: PostgreSQL with ``database_url``, else SQLite in ``data_dir``."""
         if settings.database_url is not None:
             return cls.connect(settings.database_url, retention_days=settings.feedback_retention_days)
