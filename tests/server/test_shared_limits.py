@@ -105,3 +105,13 @@ def test_two_apps_sharing_redis_count_a_client_once_and_keep_answering_without_i
         # counted in the (restarted, empty) Redis again: shared with the other app once more
         assert [_ask(first.client) for _ in range(4)] == [200] * 4
         assert _ask(second.client) == 429
+
+
+def test_an_app_whose_redis_is_down_at_start_answers_and_says_degraded(serve: Callable[..., Any]) -> None:
+    from tests.server.conftest import closed_port_url
+
+    url = SecretStr(closed_port_url().replace("http://", "redis://") + "/0")
+    with serve(rate_limit="2/minute", redis_url=url) as served:
+        assert [_ask(served.client) for _ in range(3)] == [200, 200, 429]  # counted in memory, still limited
+        health = served.client.get("/api/health")
+        assert (health.status_code, health.json()["limits"]) == (200, "degraded")
