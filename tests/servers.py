@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -22,10 +23,11 @@ from bench.servers import free_port
 
 INSTALL = "apt-get install -y redis-server postgresql"
 REDIS_SERVER = "/usr/bin/redis-server"
+POSTGRES_ROOT = Path("/usr/lib/postgresql")
 
 
-def _missing(what: str) -> pytest.Failed:
-    return pytest.fail(f"{what} is not installed; install it with:  {INSTALL}", pytrace=False)  # type: ignore[return-value]
+def _missing(what: str) -> NoReturn:
+    pytest.fail(f"{what} is not installed; install it with:  {INSTALL}", pytrace=False)
 
 
 def _wait_for_port(port: int, timeout: float, alive: subprocess.Popen[bytes] | None = None) -> None:
@@ -43,7 +45,7 @@ class RedisServer:
     """``redis-server`` on a free loopback port, no persistence; can be stopped and started again on that port."""
 
     def __init__(self, folder: Path) -> None:
-        if not os.access(REDIS_SERVER, os.X_OK):
+        if not os.access(REDIS_SERVER, os.X_OK):  # read when called, so a test can point it elsewhere
             _missing("redis-server")
         self.folder = folder
         self.port = free_port()
@@ -69,7 +71,7 @@ class RedisServer:
 
 
 def _postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    found = sorted(POSTGRES_ROOT.glob("*/bin/initdb"))
     if not found:
         _missing("PostgreSQL")
     return found[-1].parent
