@@ -108,7 +108,9 @@ class PostgresServer:
         return self
 
     def resume(self) -> None:
-        """Start (again) on the same port and data."""
+        """Start (again) on the same port and data; nothing to do while it runs."""
+        if self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "status", check=False).returncode == 0:
+            return
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=on"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"),
                   "-w", "-t", "60", "start")  # fmt: skip

@@ -11,20 +11,22 @@ brought up to date) on opening. Rows older than the retention period are purged.
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager, nullcontext
+import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from threading import Lock
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.pool import StaticPool
 
 from bot.feedback.records import MAX_COMMENT_CHARS, Feedback, StoredFeedback
+from bot.settings import Settings, server_address
 
-if TYPE_CHECKING:
-    from bot.settings import Settings
+log = logging.getLogger("bot.feedback.store")
 
 FILENAME = "feedback.sqlite3"
 #: What a store's failure to read or write raises (the database, or the file system under SQLite).
@@ -72,7 +74,9 @@ def _sqlite_engine(path: Path) -> sa.Engine:
 class FeedbackStore:
     """The feedback table in ``<data_dir>/feedback.sqlite3``, or in a PostgreSQL database (``connect``)."""
 
-    def __init__(self, path: Path | None = None, *, retention_days: int, engine: sa.Engine | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, retention_days: int, engine: sa.Engine | None = None,
+                 lazy: bool = False) -> None:  # fmt: skip
+        """``lazy``: if the database can't be reached now, create the table on first use instead of raising."""
         if engine is None:
             assert path is not None, "a SQLite file's path, or an engine"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,13 +86,33 @@ class FeedbackStore:
         self._engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self._lock: AbstractContextManager[Any] = Lock() if self.sqlite else nullcontext()
-        with self._lock, self._engine.begin() as db:
+        self._schema_ready = False
+        with self._lock:
+            try:
+                self._create_schema()
+            except STORE_ERRORS:
+                if not lazy:
+                    engine.dispose()
+                    raise
+
+    def _create_schema(self) -> None:
+        with self._engine.begin() as db:
             _metadata.create_all(db, checkfirst=True)
             columns = {column["name"] for column in sa.inspect(db).get_columns("feedback")}
             if "verified" not in columns:  # a version-1 file: its ratings were never verified
                 db.execute(sa.text("ALTER TABLE feedback ADD COLUMN verified INTEGER NOT NULL DEFAULT 0"))
             if self.sqlite:
                 db.execute(sa.text(f"PRAGMA user_version={_SCHEMA_VERSION}"))
+        self._schema_ready = True
+
+    @contextmanager
+    def _begin(self, *, write: bool = True) -> Iterator[sa.Connection]:
+        """A transaction (``write``) or a connection, under the lock (SQLite), once the table exists."""
+        with self._lock:
+            if not self._schema_ready:  # the database was unreachable when the store was opened
+                self._create_schema()
+            with self._engine.begin() if write else self._engine.connect() as db:
+                yield db
 
     @classmethod
     def open(cls, data_dir: Path, *, retention_days: int) -> FeedbackStore:
@@ -98,19 +122,29 @@ class FeedbackStore:
         return store
 
     @classmethod
-    def connect(cls, url: SecretStr, *, retention_days: int) -> FeedbackStore:
-        """The store in the PostgreSQL database at ``url`` (``postgresql+psycopg://…``), purged like ``open``'s."""
+    def connect(cls, url: SecretStr, *, retention_days: int, strict: bool = True) -> FeedbackStore:
+        """The store in the PostgreSQL database at ``url`` (``postgresql+psycopg://…``), purged like ``open``'s.
+
+        Not ``strict`` (the server): an unreachable database is logged, and its table created on first use.
+        """
         engine = sa.create_engine(url.get_secret_value(), pool_pre_ping=True, hide_parameters=True, pool_size=5,
                                   max_overflow=5, pool_timeout=10, connect_args={"connect_timeout": 5})  # fmt: skip
-        store = cls(retention_days=retention_days, engine=engine)
-        store.purge()
+        store = cls(retention_days=retention_days, engine=engine, lazy=not strict)
+        try:
+            store.purge()
+        except STORE_ERRORS as error:
+            if strict:
+                store.close()
+                raise
+            log.error("PostgreSQL at %s is unreachable (%s); ratings are refused until it answers.",
+                      server_address(url), error.__class__.__name__)  # fmt: skip
         return store
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> FeedbackStore:
-        """The store ``settings`` name: PostgreSQL with ``database_url``, else SQLite in ``data_dir``."""
+    def for_settings(cls, settings: Settings, *, strict: bool = True) -> FeedbackStore:
+        """The store ``settings`` name: PostgreSQL with ``database_url`` (``strict``: see ``connect``), else SQLite."""
         if settings.database_url is not None:
-            return cls.connect(settings.database_url, retention_days=settings.feedback_retention_days)
+            return cls.connect(settings.database_url, retention_days=settings.feedback_retention_days, strict=strict)
         return cls.open(settings.data_dir, retention_days=settings.feedback_retention_days)
 
     def add(self, feedback: Feedback, *, engine_version: str, channel: str, verified: bool = True,
@@ -138,25 +172,25 @@ class FeedbackStore:
 
     def insert(self, rows: list[dict[str, Any]]) -> list[int]:
         """Store rows as the table holds them (without ``id``), in one transaction (SQLite: one each); their ids."""
-        with self._lock, self._engine.begin() as db:
+        with self._begin() as db:
             return [int(db.execute(TABLE.insert().values(**row).returning(TABLE.c.id)).scalar_one()) for row in rows]
 
     def add_comment(self, feedback_id: int, comment: str) -> bool:
         """Attach (or replace) the comment of a stored rating; ``False`` if there is no such rating."""
         update = TABLE.update().where(TABLE.c.id == feedback_id).values(comment=comment.strip()[:MAX_COMMENT_CHARS])
-        with self._lock, self._engine.begin() as db:
+        with self._begin() as db:
             return db.execute(update).rowcount == 1
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete rows older than the retention period; returns how many went."""
         cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=self.retention_days)
         delete = TABLE.delete().where(TABLE.c.created_at < cutoff.isoformat(timespec="seconds"))
-        with self._lock, self._engine.begin() as db:
+        with self._begin() as db:
             return int(db.execute(delete).rowcount)
 
     def raw_rows(self) -> list[dict[str, Any]]:
         """Every row as the table holds it, oldest first (for copying to another store)."""
-        with self._lock, self._engine.connect() as db:
+        with self._begin(write=False) as db:
             return [dict(row._mapping) for row in db.execute(TABLE.select().order_by(TABLE.c.id))]
 
     def rows(self, *, rating: int | None = None) -> list[StoredFeedback]:
@@ -164,7 +198,7 @@ class FeedbackStore:
         query = TABLE.select().order_by(TABLE.c.id)
         if rating is not None:
             query = query.where(TABLE.c.rating == rating)
-        with self._lock, self._engine.connect() as db:
+        with self._begin(write=False) as db:
             found = [dict(row._mapping) for row in db.execute(query)]
         for record in found:
             record["history"] = json.loads(record["history"])
@@ -174,7 +208,7 @@ class FeedbackStore:
 
     def count(self) -> int:
         """How many ratings are stored."""
-        with self._lock, self._engine.connect() as db:
+        with self._begin(write=False) as db:
             return int(db.execute(sa.select(sa.func.count()).select_from(TABLE)).scalar_one())
 
     def close(self) -> None:

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, engine: AnswerEngine | None 
         if services.engine is not None:
             metrics.set_index_version(services.engine.index.manifest.version)
         services.signer = await anyio.to_thread.run_sync(AnswerSigner.load, settings)
-        services.store = await anyio.to_thread.run_sync(FeedbackStore.for_settings, settings)
+        services.store = await anyio.to_thread.run_sync(lambda: FeedbackStore.for_settings(settings, strict=False))
         metrics.set_ready(services.ready)
         stopping = anyio.Event()
         slot = services.page_slot

@@ -112,3 +112,20 @@ def test_postgres_killed_mid_traffic_loses_no_acknowledged_rating(tmp_path: Path
         assert refused >= 1 and len(acknowledged) + refused == 8
         store = first.app.state.services.store  # type: ignore[attr-defined]
         assert sorted(row.id for row in store.rows()) == sorted(acknowledged)
+
+
+def test_an_instance_started_while_postgres_is_down_answers_and_takes_ratings_once_it_is_back(
+    tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer, database_url: str
+) -> None:
+    postgres_server.pause()
+    try:
+        with instances(tmp_path, redis_server.url, database_url, count=1) as (client,):
+            answer = _ask(client)
+            assert answer.status_code == 200 and client.get("/api/health").status_code == 200
+            refused = client.post("/api/feedback", json={"rating": "down", "answer": answer.json()})
+            assert refused.status_code == 503 and refused.json()["error"] == "feedback_unavailable"
+            postgres_server.resume()
+            rated = client.post("/api/feedback", json={"rating": "down", "answer": answer.json()})
+            assert rated.status_code == 201  # the table was created on first use
+    finally:
+        postgres_server.resume()
