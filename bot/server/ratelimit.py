@@ -8,7 +8,8 @@ question from an embedding site (an allowed ``Origin``) also counts against that
 (``BOT_DAILY_CAP_PER_ORIGIN``), and one client may use at most a tenth of a site's cap: an ``Origin`` header
 is easy to forge, so one client can't spend every visitor's questions. A question without an ``Origin`` (an
 API client, the bot's own page) counts against the client's allowance only: it comes from no embedding site.
-A request is counted only if every rule admits it, so a refused one uses up nothing.
+A request is counted only if every rule admits it, so a refused one uses up nothing (but for a request that
+lost a race for a rule's last place to another worker's: the rules checked before it keep that count).
 """
 
 from __future__ import annotations
@@ -101,9 +102,14 @@ class RateLimiter:
 
     def _count(self, storage: Storage, rules: list[tuple[_Rule, tuple[str, ...]]]) -> None:
         for rule, keys in rules:
-            limiter = self._strategy(storage, rule)
-            if not limiter.test(rule.item, rule.scope, *keys):
-                reset, _remaining = limiter.get_window_stats(rule.item, rule.scope, *keys)
-                raise RateLimited(rule.scope, max(1, math.ceil(reset - time.time())))
+            if not self._strategy(storage, rule).test(rule.item, rule.scope, *keys):
+                raise self._refused(storage, rule, keys)
         for rule, keys in rules:
-            self._strategy(storage, rule).hit(rule.item, rule.scope, *keys)
+            # Each hit is atomic (in Redis too): one that another worker's request beat to the last place since
+            # the test is refused here, so a rule never admits more than its limit, whatever the concurrency.
+            if not self._strategy(storage, rule).hit(rule.item, rule.scope, *keys):
+                raise self._refused(storage, rule, keys)
+
+    def _refused(self, storage: Storage, rule: _Rule, keys: tuple[str, ...]) -> RateLimited:
+        reset, _remaining = self._strategy(storage, rule).get_window_stats(rule.item, rule.scope, *keys)
+        return RateLimited(rule.scope, max(1, math.ceil(reset - time.time())))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -43,6 +44,21 @@ def test_two_limiters_sharing_redis_give_a_client_its_limit_once(redis_server: R
     second.hit("10.0.0.2")  # another client has its own allowance
     memory = RateLimiter("5/minute", daily_cap_per_origin=0)  # the default still counts per process
     assert memory.counters.state == "memory" and _allowed(lambda: memory.hit("10.0.0.1"), 10) == 5
+
+
+def test_concurrent_requests_through_two_limiters_never_get_more_than_the_limit(redis_server: RedisServer) -> None:
+    def admitted(rule: str, cap: int, client: Callable[[int], str], requests: int) -> int:
+        limiters = [_limiter(redis_server.url, rule, cap=cap) for _ in range(2)]
+
+        def one(i: int) -> int:
+            return _allowed(lambda: limiters[i % 2].hit(client(i), "https://gym.example"), 1)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return sum(pool.map(one, range(requests)))
+
+    assert admitted("50/minute", 0, lambda i: "10.0.0.9", 400) == 50  # one client's limit
+    assert admitted("1000/minute", 1000, lambda i: "10.0.0.8", 400) == 100  # its share of a site's cap
+    assert admitted("1000/minute", 400, lambda i: f"c{i}", 800) == 400  # the site's cap, across its visitors
 
 
 def test_a_sites_daily_cap_is_shared_across_limiters(redis_server: RedisServer) -> None:
