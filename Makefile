@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGG
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install chromium run serve test test-fast check eval bench bench-llm bench-http bench-mixed soak clean
+.PHONY: help install chromium servers run serve test test-fast check eval bench bench-llm bench-http bench-mixed soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -56,7 +56,25 @@ chromium: ## Debian's Chromium for the browser tests (installed when run as root
 	  fi; \
 	fi
 
-test: install chromium ## Install, then run every test (unit, integration, browser, eval gate, API schema)
+# The shared-server tests (Redis limits, PostgreSQL ratings) start Debian's redis-server and PostgreSQL on
+# loopback ports of their own (tests/servers.py); installed here as root, as for Chromium.
+REDIS_SERVER := /usr/bin/redis-server
+servers: ## Debian's redis-server and PostgreSQL for the shared-server tests (installed when run as root)
+	@if [ ! -x $(REDIS_SERVER) ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's redis-server and PostgreSQL for the shared-server tests…"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
+	    [ -x $(REDIS_SERVER) ] || { echo "Debian's redis-server package did not install $(REDIS_SERVER)." >&2; exit 1; }; \
+	  else \
+	    echo "The shared-server tests need Debian's redis-server and PostgreSQL. Install them with:" >&2; \
+	    echo "  sudo apt-get install -y redis-server postgresql" >&2; \
+	    echo "then run make test again (make test-fast needs no server)." >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: install chromium servers ## Install, then run every test (unit, integration, browser, eval gate, API schema)
 	$(PY) -m pytest
 
 test-fast: install ## The inner loop: the tests that need no model, index, server or browser (seconds)

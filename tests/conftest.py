@@ -236,3 +236,35 @@ def browser():
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """A real ``redis-server`` on a free loopback port (fails, saying how to install it, when missing)."""
+    from tests.servers import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL cluster on a free loopback port, for the session (as root: run as ``postgres``)."""
+    from tests.servers import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres_server) -> str:
+    """``postgres_server``'s URL, with the feedback table emptied first."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(postgres_server.url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("DROP TABLE IF EXISTS feedback"))
+    engine.dispose()
+    return postgres_server.url

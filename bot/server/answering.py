@@ -22,7 +22,6 @@ limit or cap on any of these ways in, and is let into ``/v1`` as if it carried a
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import AsyncGenerator, Iterable, MutableMapping
 from typing import Any
 
@@ -31,7 +30,7 @@ from fastapi import Depends, Request
 
 from bot import policy
 from bot.contract import Answer, make_readable, readable_request
-from bot.feedback import Feedback
+from bot.feedback import STORE_ERRORS, Feedback
 from bot.observability import request_fields
 from bot.server import metrics
 from bot.server.errors import ClientProblem, FeedbackUnavailable, StoreUnavailable
@@ -220,7 +219,7 @@ def rate(services: Services, feedback: Feedback, *, channel: str) -> int:
     engine, store, _slots = services.loaded()
     try:
         return store.add(feedback, engine_version=engine.version, channel=channel)
-    except (sqlite3.Error, OSError) as error:
+    except STORE_ERRORS as error:
         log.error("storing a rating failed (%s: %s)", error.__class__.__name__, error, exc_info=True)
         metrics.FAILURES.labels("feedback_write").inc()
         raise FeedbackUnavailable from error
@@ -231,7 +230,7 @@ def comment(services: Services, feedback_id: int, text: str) -> None:
     store = services.loaded().store
     try:
         store.add_comment(feedback_id, text)
-    except (sqlite3.Error, OSError) as error:
+    except STORE_ERRORS as error:
         log.error("storing a comment failed (%s: %s)", error.__class__.__name__, error, exc_info=True)
         metrics.FAILURES.labels("feedback_write").inc()
         raise FeedbackUnavailable from error

@@ -54,9 +54,7 @@ def create_app(settings: Settings | None = None, *, engine: AnswerEngine | None 
         if services.engine is not None:
             metrics.set_index_version(services.engine.index.manifest.version)
         services.signer = await anyio.to_thread.run_sync(AnswerSigner.load, settings)
-        services.store = await anyio.to_thread.run_sync(
-            lambda: FeedbackStore.open(settings.data_dir, retention_days=settings.feedback_retention_days)
-        )
+        services.store = await anyio.to_thread.run_sync(lambda: FeedbackStore.for_settings(settings, strict=False))
         metrics.set_ready(services.ready)
         stopping = anyio.Event()
         slot = services.page_slot

@@ -46,9 +46,15 @@ STAGE_SECONDS = Histogram(
     buckets=_STAGE_BUCKETS,
 )  # fmt: skip
 CACHE_LOOKUPS = Counter("bot_cache_lookups", "Cache lookups by cache and result (hit, miss).", ["cache", "result"])
-FAILURES = Counter("bot_failures", "Requests that failed, by cause (store_unavailable, feedback_write, …).", ["cause"])
+FAILURES = Counter(
+    "bot_failures", "Requests that failed, by cause (store_unavailable, feedback_write, limits_redis, …).", ["cause"]
+)
 INDEX_VERSION = Gauge("bot_index_version", "Index version the worker answers from.", multiprocess_mode="liveall")
 READY = Gauge("bot_ready", "1 when the worker can answer (engine and store).", multiprocess_mode="liveall")
+LIMITS_DEGRADED = Gauge(
+    "bot_limits_degraded", "1 while the worker counts the limits in its own memory because Redis is unreachable.",
+    multiprocess_mode="liveall",
+)  # fmt: skip
 
 
 def multiprocess_dir() -> str | None:

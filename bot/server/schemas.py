@@ -81,6 +81,12 @@ class Health(BaseModel):
         description="The chat page: `starting` while it is built (the API answers already), `ready`, `failed`, "
         "or `off` when this app serves no page.",
     )
+    limits: str = Field(
+        "memory",
+        description="Where the rate limits are counted: `memory` (this worker), `redis` (shared by every worker), "
+        "or `degraded` while Redis is unreachable (this worker's memory; answers go on).",
+    )
+    feedback: str = Field("sqlite", description="Where ratings are kept: `sqlite` or `postgresql`.")
 
 
 class SiteAccess(BaseModel):

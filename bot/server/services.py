@@ -21,6 +21,7 @@ from bot.feedback import FeedbackStore
 from bot.index import store_reachable, store_unreachable
 from bot.server import metrics
 from bot.server.apikeys import ApiKeys
+from bot.server.counting import Counters
 from bot.server.errors import NotReady, StoreUnavailable
 from bot.server.placeholder import PageSlot
 from bot.server.ratelimit import RateLimiter
@@ -101,7 +102,8 @@ class Services:
         self.settings = settings
         self.engine = engine
         self.store: FeedbackStore | None = None
-        self.limiter = RateLimiter(settings.rate_limit, daily_cap_per_origin=settings.daily_cap_per_origin)
+        self.limiter = RateLimiter(settings.rate_limit, daily_cap_per_origin=settings.daily_cap_per_origin,
+                                   counters=Counters(settings.redis_url))  # fmt: skip
         #: Questions answered at once (``BOT_WORKER_THREADS``); opened by ``lifespan``, in the serving event loop.
         self.slots: anyio.CapacityLimiter | None = None
         #: The chat page at ``/``, when this app serves one.

@@ -51,7 +51,9 @@ def health(request: Request, services: Services = Depends(get_services)) -> Resp
     inside = privileged(request, services)
     store = store_description(settings) if inside else store_description(settings).split(" http")[0]
     found = Health(status="starting", store=store, composer=settings.composer,
-                   worker=os.getpid() if inside else None, page=services.page)  # fmt: skip
+                   worker=os.getpid() if inside else None, page=services.page,
+                   limits=services.limiter.counters.checked_state(),
+                   feedback="postgresql" if settings.database_url else "sqlite")  # fmt: skip
     engine = services.engine
     if engine is not None:
         try:
