@@ -11,7 +11,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGG
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: help install chromium servers run serve test test-fast check eval bench bench-llm bench-http bench-mixed soak clean
+.PHONY: help install chromium servers run serve test test-fast check eval bench bench-llm bench-http bench-mixed soak soak-shared clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ bench-mixed: install ## Mixed traffic with 10 % hostile input (32 clients, 5,000
 
 soak: install ## Soak: 20,000 /api/chat requests, 64 clients, 2 workers on a Chroma server (loopback, bounded)
 	$(PY) -m bench.soak $(SOAK_ARGS)
+
+soak-shared: install servers ## Soak: 2 instances x 2 workers on Chroma, Redis, PostgreSQL; then Redis down 10 s
+	$(PY) -m bench.soak_shared $(SOAK_ARGS)
 
 clean: ## Remove the virtualenv and the built index
 	rm -rf $(VENV) index/chroma index/lexical index/chunks.jsonl index/manifest.json
