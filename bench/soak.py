@@ -32,13 +32,17 @@ from bench.servers import ChromaServer, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_app(env: dict[str, str], port: int, workers: int) -> tuple[subprocess.Popen[bytes], float, list[int]]:
-    """The app with ``workers`` processes; returns it, seconds to the first ready answer, and the worker pids."""
+def start_app(env: dict[str, str], port: int, workers: int,
+              log: Path | None = None) -> tuple[subprocess.Popen[bytes], float, list[int]]:  # fmt: skip
+    """The app with ``workers`` processes (standard error to ``log``, if given); returns it, seconds to the first
+    ready answer, and the worker pids."""
     started = time.perf_counter()
-    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
+    stderr = log.open("ab") if log is not None else subprocess.DEVNULL
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stderr=stderr,
                            start_new_session=True)  # its own group: the workers go with it  # fmt: skip
     url = f"http://127.0.0.1:{port}/api/health"
-    ready_s, pids = None, set()
+    ready_s: float | None = None
+    pids: set[int] = set()
     while len(pids) < workers:
         if app.poll() is not None:
             raise SystemExit("the app exited during start-up")

@@ -214,6 +214,17 @@ def stored(env: dict[str, str], database_url: str) -> dict[str, list[int]]:
     return {"all": every_id, "down": down, "exported": [int(case["id"].removeprefix("feedback-")) for case in cases]}
 
 
+def server_errors(folder: Path) -> list[str]:
+    """The instances' logged errors (``ERROR`` lines and tracebacks' last lines), at most 50."""
+    found: list[str] = []
+    for log in sorted(folder.glob("app-*.log")):
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        for i, line in enumerate(lines):
+            if "ERROR" in line or (line.startswith("Traceback") and i + 1 < len(lines)):
+                found.append(f"{log.stem}: {line.strip()[:300]}")
+    return found[:50]
+
+
 def figures(run: dict[str, Any], clients: int, before: set[int]) -> dict[str, Any]:
     """One run's figures; ``before``: rating ids stored before it."""
     samples = run["memory"]
@@ -303,7 +314,7 @@ def main() -> None:
             for n in range(2):
                 port = free_port()
                 env = {**shared, "BOT_PORT": str(port), "BOT_DATA_DIR": f"{scratch}/data-{n}"}
-                app, ready_s, pids = start_app(env, port, args.workers)
+                app, ready_s, pids = start_app(env, port, args.workers, log=Path(scratch) / f"app-{n}.log")
                 apps.append(app)
                 url = f"http://127.0.0.1:{port}"
                 urls.append(url)
@@ -328,6 +339,7 @@ def main() -> None:
                 before = set(run["stored"]["all"])
                 report(name, results[name])
             health_now = asyncio.run(health(urls[0]))
+            logged = server_errors(Path(scratch))
         finally:
             for app in apps:
                 app.terminate()  # SIGTERM: the parent stops its workers gracefully
@@ -347,6 +359,7 @@ def main() -> None:
         "question_pool": len(pool),
         "first_worker_ready_s": ready,
         "limits_at_the_end": (health_now or {}).get("limits"),
+        "server_errors_logged": logged,
         "cpus": os.cpu_count(),
         "runs": results,
     }
@@ -361,7 +374,9 @@ def main() -> None:
         print(f"with the outage / steady: requests/s {ratios['requests_per_s']}, answers p50 {ratios['p50_chat']}, "
               f"p95 {ratios['p95_chat']}")  # fmt: skip
     path = write_result("soak_shared", result)
-    print(f"limits at the end: {result['limits_at_the_end']}  → {path}")
+    for line in logged[:10]:
+        print(f"  logged: {line}")
+    print(f"limits at the end: {result['limits_at_the_end']}; {len(logged)} error line(s) logged  → {path}")
 
 
 if __name__ == "__main__":
