@@ -167,7 +167,7 @@ async def traffic(instances: Instances, pool: list[str], *, clients: int, total:
                         if response.status == 201 and isinstance(reply.get("id"), int):
                             acknowledged[thumb].append(reply["id"])
                         else:
-                            error(f"rating {response.status}")
+                            error(f"rating {response.status} {reply.get('error') if isinstance(reply, dict) else ''}")
                     rating_ms.append((time.perf_counter() - began) * 1000)
                 else:
                     question = pool[n % len(pool)]
@@ -177,7 +177,7 @@ async def traffic(instances: Instances, pool: list[str], *, clients: int, total:
                             last = reply
                             progress["answers"] += 1
                         else:
-                            error(f"chat {response.status}")
+                            error(f"chat {response.status} {reply.get('error') if isinstance(reply, dict) else ''}")
                     chat_ms.append((time.perf_counter() - began) * 1000)
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as failure:
                 error(type(failure).__name__)
@@ -215,13 +215,16 @@ def stored(env: dict[str, str], database_url: str) -> dict[str, list[int]]:
 
 
 def server_errors(folder: Path) -> list[str]:
-    """The instances' logged errors (``ERROR`` lines and tracebacks' last lines), at most 50."""
+    """The instances' logged errors: ``ERROR`` lines, and each traceback's exception line; at most 50."""
     found: list[str] = []
     for log in sorted(folder.glob("app-*.log")):
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
         for i, line in enumerate(lines):
-            if "ERROR" in line or (line.startswith("Traceback") and i + 1 < len(lines)):
+            if "ERROR" in line or " failed (" in line:
                 found.append(f"{log.stem}: {line.strip()[:300]}")
+            elif line.startswith("Traceback"):
+                rest = [later for later in lines[i + 1 :] if later and not later.startswith(" ")]
+                found.append(f"{log.stem}: {rest[0].strip()[:300] if rest else line}")
     return found[:50]
 
 
