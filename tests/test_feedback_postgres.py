@@ -45,6 +45,18 @@ def test_ratings_through_two_stores_appear_in_one_export(database_url: str) -> N
     second.close()
 
 
+def test_a_rating_of_text_with_a_nul_is_stored_in_postgres(database_url: str) -> None:
+    # PostgreSQL's text refuses NUL (SQLite keeps it): the adversarial set asks "why do my knees hurt\0\a", and
+    # rating its answer failed with 503 feedback_unavailable in the shared-server soak.
+    store = _store(database_url)
+    rating = store.add(rated(question="why do my knees hurt\x00\x07", comment="a\x00b"), engine_version="v",
+                       channel="api")  # fmt: skip
+    assert store.add_comment(rating, "still\x00here")
+    [row] = [row for row in store.rows() if row.id == rating]
+    assert row.question == "why do my knees hurt\ufffd\x07" and row.comment == "still\ufffdhere"
+    store.close()
+
+
 def test_retention_purges_old_rows_in_postgres(database_url: str) -> None:
     store = _store(database_url, retention_days=30)
     old = datetime.now(timezone.utc) - timedelta(days=31)

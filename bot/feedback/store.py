@@ -33,6 +33,15 @@ FILENAME = "feedback.sqlite3"
 STORE_ERRORS: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, OSError)
 _SCHEMA_VERSION = 2
 
+
+def _postgres_text(value: Any) -> Any:
+    """``value`` as PostgreSQL's text can hold it: a NUL (SQLite keeps it, PostgreSQL refuses it) becomes U+FFFD.
+
+    The replacement character, rather than the rating failing (``rows`` then read U+FFFD where the NUL was).
+    """
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 _metadata = sa.MetaData()
 TABLE = sa.Table(
     "feedback",
@@ -172,12 +181,17 @@ class FeedbackStore:
 
     def insert(self, rows: list[dict[str, Any]]) -> list[int]:
         """Store rows as the table holds them (without ``id``), in one transaction (SQLite: one each); their ids."""
+        if not self.sqlite:
+            rows = [{key: _postgres_text(value) for key, value in row.items()} for row in rows]
         with self._begin() as db:
             return [int(db.execute(TABLE.insert().values(**row).returning(TABLE.c.id)).scalar_one()) for row in rows]
 
     def add_comment(self, feedback_id: int, comment: str) -> bool:
         """Attach (or replace) the comment of a stored rating; ``False`` if there is no such rating."""
-        update = TABLE.update().where(TABLE.c.id == feedback_id).values(comment=comment.strip()[:MAX_COMMENT_CHARS])
+        comment = comment.strip()[:MAX_COMMENT_CHARS]
+        if not self.sqlite:
+            comment = _postgres_text(comment)
+        update = TABLE.update().where(TABLE.c.id == feedback_id).values(comment=comment)
         with self._begin() as db:
             return db.execute(update).rowcount == 1
 
