@@ -75,12 +75,7 @@ class ChromaServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None
         deadline = time.monotonic() + 10
         while self._port_busy() and time.monotonic() < deadline:  # so a restart can bind the same port
@@ -99,6 +94,18 @@ def chroma_server(path: Path, port: int | None = None, timeout: float = 60.0) ->
         yield server.url
     finally:
         server.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it is still running after ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
 
 
 def wait_for_port(port: int, timeout: float, alive: subprocess.Popen[bytes] | None = None) -> None:
@@ -133,13 +140,8 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
 
