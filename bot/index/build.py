@@ -30,12 +30,12 @@ from bot.index.manifest import (
     IndexFiles,
     Manifest,
     chunker_id,
-    read_manifest,
     read_pending,
-    write_atomically,
     write_pending,
 )
+from bot.index.pointer import LivePointer, live_pointer
 from bot.index.records import SENTENCE_CHUNK_KEY, encode_passage, quotable_sentences, sentence_id, sentence_record
+from bot.index.restore import restore_lexical
 from bot.index.store import VectorStore, connect
 from bot.index.views import View
 from bot.settings import Settings
@@ -106,10 +106,11 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
     files = IndexFiles(settings.index_dir)
     model = settings.embedding_id
     dim = len(embeddings.embed_query("dimension probe"))
-    previous = read_manifest(settings.index_dir)
+    connection = connect(settings)
+    pointer = live_pointer(settings, connection)
+    previous = pointer.read()
     pending = read_pending(files, model, dim)
     from_scratch = _starts_from_scratch(settings, previous, dim, resuming=bool(pending))
-    connection = connect(settings)
     if from_scratch:
         connection.delete_stores(settings)
         files.pending.unlink(missing_ok=True)
@@ -120,6 +121,8 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
     if previous is not None and plan.unchanged:
         _delete_passages(stores, sorted(pending - plan.live))  # an abandoned build's leftovers
         files.pending.unlink(missing_ok=True)
+        if settings.chroma_url:
+            pointer.publish(previous)  # idempotent; publishes in the store a version built before it kept one
         return BuildReport(
             added=0,
             removed=0,
@@ -138,6 +141,8 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
 
     stale = sorted((plan.live | pending) - plan.wanted)
     version = previous.version + 1 if previous else 1
+    if previous is not None and settings.chroma_url and not files.lexical(previous.version).is_dir():
+        restore_lexical(files.lexical(previous.version), previous, stores[View.text])  # built on another machine
     lexical_dir = _update_lexical(files, previous, version, remove=stale, add=plan.fresh)
     # A killed build's leftovers were never part of any version: they can go before the switch.
     _delete_passages(stores, [i for i in stale if i not in plan.live])
@@ -150,7 +155,7 @@ def _build(settings: Settings, embeddings: Embeddings, *, show_progress: bool) -
         chunk_count=len(plan.wanted),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    _switch(files, manifest)
+    _switch(pointer, manifest)
     _clean_up(files, stores, old=[i for i in stale if i in plan.live], lexical_dir=lexical_dir)
     return BuildReport(
         added=len(plan.fresh),
@@ -277,9 +282,9 @@ def _update_lexical(
     return folder
 
 
-def _switch(files: IndexFiles, manifest: Manifest) -> None:
-    """Make ``manifest`` the live version: one rename, so a reader sees the old version or the new one."""
-    write_atomically(files.manifest, manifest.model_dump_json())
+def _switch(pointer: LivePointer, manifest: Manifest) -> None:
+    """Make ``manifest`` the live version: one rename (one upsert in the store), old version or new, never half."""
+    pointer.publish(manifest)
 
 
 def _clean_up(files: IndexFiles, stores: Mapping[View, VectorStore], *, old: list[str], lexical_dir: Path) -> None:

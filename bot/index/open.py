@@ -15,8 +15,10 @@ from langchain_core.embeddings import Embeddings
 from bot.content.corpus import corpus_fingerprint
 from bot.index.build import build_index
 from bot.index.lexical import LexicalIndex
-from bot.index.manifest import IndexFiles, Manifest, chunker_id, read_manifest
+from bot.index.manifest import IndexFiles, Manifest, chunker_id
+from bot.index.pointer import StorePointer, live_pointer
 from bot.index.records import PassageTable
+from bot.index.restore import restore_lexical
 from bot.index.store import StoreConnection, VectorStore, connect, forget_chroma_clients, store_unreachable
 from bot.index.views import View
 from bot.settings import Settings
@@ -70,11 +72,11 @@ def load_index(settings: Settings, manifest: Manifest, *, previous: Index | None
     ``previous`` is the version served until now: its store connection and passage-record cache are reused.
     """
     folder = IndexFiles(settings.index_dir).lexical(manifest.version)
-    if not folder.is_dir():
+    if not folder.is_dir() and not settings.chroma_url:
         raise IndexUnavailable(f"the BM25 index of version {manifest.version} is missing")
-    lexical = LexicalIndex(folder)
     connection = (previous.connection if previous is not None else None) or connect(settings)
     stores = connection.stores(settings)
+    lexical = _open_lexical(settings, manifest, stores[View.text], previous)
     ids = manifest.chunk_ids
     if len(lexical) != manifest.chunk_count or len(ids) != manifest.chunk_count:
         raise IndexUnavailable(f"its BM25 index disagrees with the manifest (version {manifest.version})")
@@ -85,13 +87,34 @@ def load_index(settings: Settings, manifest: Manifest, *, previous: Index | None
     return Index(manifest, PassageTable(ids, stores[View.text], cache), lexical, stores, connection)
 
 
+def _open_lexical(settings: Settings, manifest: Manifest, store: VectorStore, previous: Index | None) -> LexicalIndex:
+    """The version's BM25 index; with a Chroma server, made from the store when this machine lacks it."""
+    folder = IndexFiles(settings.index_dir).lexical(manifest.version)
+    if folder.is_dir():
+        lexical = LexicalIndex(folder)
+        if not settings.chroma_url or len(lexical) == manifest.chunk_count:
+            return lexical
+        log.warning("The BM25 index of version %d disagrees with the manifest; making it again.", manifest.version)
+        del lexical
+        shutil.rmtree(folder, ignore_errors=True)
+    base = (previous.manifest, previous.lexical.folder) if previous is not None else None
+    return restore_lexical(folder, manifest, store, base=base)
+
+
 def open_index(
     settings: Settings, embeddings: Embeddings, *, rebuild: bool = True, show_progress: bool = False
 ) -> Index:
     """Open the live index, rebuilding it first (and saying why) when it is missing, stale or broken."""
     if IndexFiles(settings.index_dir).pending.exists():
         log.warning("An earlier index build did not finish; the live index is intact, and the next build resumes it.")
-    reasons = stale_reasons(settings, read_manifest(settings.index_dir))
+    try:
+        pointer = live_pointer(settings)
+        live = pointer.read()
+    except Exception as error:  # the store's own errors, from reading the pointer
+        if store_unreachable(settings, error):
+            raise IndexUnavailable(f"The Chroma server at {settings.chroma_url} is unreachable.") from error
+        raise
+    reasons = stale_reasons(settings, live)
     if reasons and not rebuild:
         raise IndexUnavailable(f"The index in {settings.index_dir} is out of date: {'; '.join(reasons)}.")
     if reasons:
@@ -105,7 +128,7 @@ def open_index(
             report.removed,
             report.seconds,
         )
-    manifest = read_manifest(settings.index_dir)
+    manifest = pointer.read() if reasons else live
     assert manifest is not None
     try:
         return load_index(settings, manifest)
@@ -117,7 +140,7 @@ def open_index(
         log.warning("The index in %s is damaged (%s); rebuilding it from scratch.", settings.index_dir, error)
         discard_index(settings)
         build_index(settings, embeddings, show_progress=show_progress)
-        manifest = read_manifest(settings.index_dir)
+        manifest = pointer.read()
         assert manifest is not None
         return load_index(settings, manifest)
 
@@ -127,6 +150,8 @@ def discard_index(settings: Settings) -> None:
     files = IndexFiles(settings.index_dir)
     files.manifest.unlink(missing_ok=True)
     files.pending.unlink(missing_ok=True)
+    if isinstance(pointer := live_pointer(settings), StorePointer):
+        pointer.withdraw()  # so the next build starts from scratch too
     for path in files.lexical_folders():
         shutil.rmtree(path, ignore_errors=True)
     if not settings.chroma_url:

@@ -269,17 +269,14 @@ class StoreConnection:
     def _call(self, call: Callable[[], T]) -> T:
         return call() if self.deadline is None else self.deadline(call)
 
+    def store(self, name: str) -> VectorStore:
+        """The vector store of the collection ``name`` (created empty when missing)."""
+        create = partial(self.client.get_or_create_collection, name, embedding_function=None, configuration=_COSINE)
+        return ChromaStore(self._call(create), deadline=self.deadline)
+
     def stores(self, settings: Settings) -> dict[View, VectorStore]:
         """The vector store of each vector view (created empty when missing)."""
-        return {
-            view: ChromaStore(
-                self._call(
-                    partial(self.client.get_or_create_collection, name, embedding_function=None, configuration=_COSINE)
-                ),
-                deadline=self.deadline,
-            )
-            for view, name in collection_names(settings).items()
-        }
+        return {view: self.store(name) for view, name in collection_names(settings).items()}
 
     def delete_stores(self, settings: Settings) -> None:
         """Delete every vector view's collection (those missing are skipped)."""
