@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -25,6 +26,17 @@ def test_the_store_uses_a_write_ahead_log(tmp_path: Path) -> None:
     FeedbackStore.open(tmp_path, retention_days=30).close()
     with sqlite3.connect(tmp_path / FILENAME) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_workers_opening_a_new_store_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    """Several workers share one data folder: the first to start creates the table, the others must not fail."""
+    for attempt in range(5):
+        path = tmp_path / str(attempt) / FILENAME
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            stores = list(pool.map(partial(FeedbackStore, retention_days=90), [path] * 8))
+        assert [store.count() for store in stores] == [0] * 8
+        for store in stores:
+            store.close()
 
 
 def test_a_rating_is_stored_with_its_conversation_answer_and_version(tmp_path: Path) -> None:

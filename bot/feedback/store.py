@@ -105,8 +105,18 @@ class FeedbackStore:
                     raise
 
     def _create_schema(self) -> None:
+        try:
+            self._create_schema_once()
+        except sa.exc.DBAPIError:
+            # Workers starting together race between checking for the table and creating it (SQLite runs in
+            # autocommit, PostgreSQL's IF NOT EXISTS is not atomic either): the loser finds it the second time.
+            self._create_schema_once()
+
+    def _create_schema_once(self) -> None:
         with self._engine.begin() as db:
-            _metadata.create_all(db, checkfirst=True)
+            db.execute(sa.schema.CreateTable(TABLE, if_not_exists=True))
+            for index in TABLE.indexes:
+                db.execute(sa.schema.CreateIndex(index, if_not_exists=True))
             columns = {column["name"] for column in sa.inspect(db).get_columns("feedback")}
             if "verified" not in columns:  # a version-1 file: its ratings were never verified
                 db.execute(sa.text("ALTER TABLE feedback ADD COLUMN verified INTEGER NOT NULL DEFAULT 0"))
