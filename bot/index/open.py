@@ -101,6 +101,12 @@ def _open_lexical(settings: Settings, manifest: Manifest, store: VectorStore, pr
     return restore_lexical(folder, manifest, store, base=base)
 
 
+def _raise_if_unreachable(settings: Settings, error: Exception) -> None:
+    """``IndexUnavailable`` with a plain message when ``error`` means the Chroma server can't be reached."""
+    if store_unreachable(settings, error):
+        raise IndexUnavailable(f"The Chroma server at {settings.chroma_url} is unreachable.") from error
+
+
 def open_index(
     settings: Settings, embeddings: Embeddings, *, rebuild: bool = True, show_progress: bool = False
 ) -> Index:
@@ -111,8 +117,7 @@ def open_index(
         pointer = live_pointer(settings)
         live = pointer.read()
     except Exception as error:  # the store's own errors, from reading the pointer
-        if store_unreachable(settings, error):
-            raise IndexUnavailable(f"The Chroma server at {settings.chroma_url} is unreachable.") from error
+        _raise_if_unreachable(settings, error)
         raise
     reasons = stale_reasons(settings, live)
     if reasons and not rebuild:
@@ -133,8 +138,7 @@ def open_index(
     try:
         return load_index(settings, manifest)
     except Exception as error:  # a damaged part, whatever the library raises
-        if store_unreachable(settings, error):
-            raise IndexUnavailable(f"The Chroma server at {settings.chroma_url} is unreachable.") from error
+        _raise_if_unreachable(settings, error)
         if not rebuild:
             raise IndexUnavailable(f"The index in {settings.index_dir} is damaged ({error}).") from error
         log.warning("The index in %s is damaged (%s); rebuilding it from scratch.", settings.index_dir, error)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bot.index.lexical import LexicalIndex
-from bot.index.manifest import Manifest
+from bot.index.manifest import IndexFiles, Manifest
 from bot.index.records import decode_passage
 from bot.index.store import VectorStore, in_batches
 
@@ -70,7 +70,7 @@ def restore_lexical(
         os.rename(work, folder)
     except OSError:  # another process on this machine made it first
         shutil.rmtree(work, ignore_errors=True)
-    _prune(folder.parent, manifest.version)
+    _prune(IndexFiles(folder.parent), manifest.version)
     log.warning(
         "Made the BM25 index of version %d from the store: %d passages (%d read) in %.1f s.",
         manifest.version,
@@ -81,9 +81,9 @@ def restore_lexical(
     return LexicalIndex(folder)
 
 
-def _prune(root: Path, version: int) -> None:
+def _prune(files: IndexFiles, version: int) -> None:
     """Drop BM25 folders older than the version before ``version`` (what this machine may still serve)."""
-    for path in root.glob("lexical-v*"):
+    for path in files.lexical_folders():
         number = path.name.removeprefix("lexical-v")
         if number.isdigit() and int(number) < version - 1:
             shutil.rmtree(path, ignore_errors=True)

@@ -88,10 +88,9 @@ class RateLimiter:
         rules: list[tuple[_Rule, tuple[str, ...]]] = [
             (rule, (client,)) for rule in self._client_rules["rating" if rating else "client"]
         ]
-        if origin and not rating:
-            site, share = self._site_rules or (None, None)
-            if site is not None and share is not None:
-                rules += [(site, (origin,)), (share, (origin, client))]
+        if origin and not rating and self._site_rules:
+            site, share = self._site_rules
+            rules += [(site, (origin,)), (share, (origin, client))]
         if not rules:
             return
         try:
