@@ -64,6 +64,16 @@ def test_a_follow_up_is_answered_in_context(engine: Engine) -> None:
     assert "higher" in answer.answer and ("hamstrings" in answer.answer or "hip" in answer.answer)
 
 
+def test_a_short_follow_up_is_judged_covered_in_the_question_it_continues(engine: Engine) -> None:
+    first = "how deep should i go on the leg press"
+    history = [{"role": "user", "content": first}, {"role": "assistant", "content": engine.ask(first).answer}]
+    bottom = engine.ask("what about if it hurts at the bottom?", history)
+    assert bottom.status is Status.answered
+    assert "deep knee flexion" in bottom.answer.split("\n")[0]
+    creatine = engine.ask("and what about creatine?", history)
+    assert creatine.status is Status.not_found and creatine.reason == "uncovered:silent"
+
+
 def test_a_red_flag_leads_with_medical_advice_then_cited_guidance(engine: Engine) -> None:
     answer = engine.ask("I heard a pop in my knee on the leg press and it swelled up straight away")
     check_contract(answer)

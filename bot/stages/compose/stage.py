@@ -187,7 +187,7 @@ class Compose:
             if (
                 unknown
                 and not _lead_covers_the_rest(question, selection, unknown)
-                and any(salience(question.text, word, self.embed) >= _SALIENT for word in unknown)
+                and any(salience(_whole_question(state.query), word, self.embed) >= _SALIENT for word in unknown)
             ):
                 return "uncovered:silent"
         return ""
@@ -203,6 +203,16 @@ class Compose:
                 text = passage.chunk.sentence_text(sentence)
                 words[key] = self._sentence_words.get_or_compute(key, partial(content_words, text))
         return words
+
+
+def _whole_question(query: Query | None) -> str:
+    """What a word's weight is judged against: a follow-up's words mean what they do in the question it continues.
+
+    "what about if it hurts at the bottom?" after "how deep should I go?" is about the depth of the press; alone,
+    "bottom" would carry most of the question's meaning.
+    """
+    assert query is not None
+    return query.standalone if query.is_follow_up else query.asked
 
 
 def _lead_covers_the_rest(question: Question, selection: Selection, unknown: list[str]) -> bool:
