@@ -243,6 +243,13 @@ def test_a_comparison_the_article_never_makes_is_not_found_with_a_labelled_relat
     assert "What they do say that is related:" in answer.answer and len(answer.citations) == 1
 
 
+def test_a_question_on_a_subject_the_articles_never_name_gets_no_unrelated_related_quote(engine: Engine) -> None:
+    shoes = engine.ask("what shoes for leg press")
+    check_contract(shoes)
+    assert shoes.status is Status.not_found and not shoes.citations
+    assert "related" not in shoes.answer
+
+
 def test_tell_me_more_quotes_what_the_previous_answer_did_not(engine: Engine) -> None:
     first = engine.ask("How often should I do leg press?")
     history = [{"role": "user", "content": "How often should I do leg press?"},

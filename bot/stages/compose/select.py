@@ -232,10 +232,9 @@ class Selection:
     claims: tuple[Claim, ...] = ()
     #: Why no sentence answers it: ``uncovered:number`` (the number asked for is stated nowhere), or empty.
     unanswered: str = ""
-    #: The closest sentences the articles do have, for an honest "not covered, but related:" reply.
+    #: The closest sentences the articles do have, best first, for an honest "not covered, but related:" reply:
+    #: each says something (no framing, no fragment) and is close enough to the question.
     related: tuple[Claim, ...] = ()
-    #: The best few candidates for the lead, best first (where a related quote is looked for).
-    ranked: tuple[Claim, ...] = ()
 
 
 def _closes(chunk: Chunk) -> bool:
@@ -341,6 +340,7 @@ def select(
     # Framing is one feature of the lead's score ("… plays a critical role in knee safety" can be the answer to
     # "does my starting position matter?"), but never a point.
     ranked = sorted(units, key=lambda u: -ranker.score(u, question, evidence.idf))
+    related = tuple(u.claim() for u in ranked if _may_be_related(u, question))[:5]
     if question.asked.kind is Kind.summary:
         # "tl;dr?": the article's own summing up, if one of the passages found is it.
         closing = [u for u in ranked if answers_kind(u.text, Kind.summary) or _closes(u.chunk)]
@@ -353,7 +353,8 @@ def select(
     saying = [u for u in units if not is_framing(u.text) and not u.sentences[-1].is_list]
     lead = ranked[0]
     if question.asked.strict and not answers_number(lead, question):
-        return Selection(unanswered="uncovered:number")  # a nearby number would read as the answer: none
+        # A nearby number would read as the answer, even labelled as related ("48 hours" for a healing time): none.
+        return Selection(unanswered="uncovered:number")
     wanted = 1 + settings.points if limit is None else limit
     chosen = [lead]
     floor = max(settings.min_relevance, lead.relevance * settings.relative_relevance)
@@ -368,7 +369,18 @@ def select(
         chosen.append(unit)
         said |= unit.words
     rest = sorted(chosen[1:], key=lambda u: (u.passage_rank, u.start))
-    return Selection(claims=tuple(u.claim() for u in [lead, *rest]), ranked=tuple(u.claim() for u in ranked[:5]))
+    return Selection(claims=tuple(u.claim() for u in [lead, *rest]), related=related)
+
+
+def _may_be_related(unit: Candidate, question: Question) -> bool:
+    """Whether ``unit`` may be offered as what the articles say that is related to a question they don't answer.
+
+    It must say something (no framing, no fragment) and name something the question is about beyond what every
+    question here names: for "what shoes for leg press?" the article's opening line about the machine is close
+    in meaning but says nothing about shoes, and no quote is better than an unrelated one.
+    """
+    fragment = len(unit.text) < 30 and len(unit.sentences) == 1
+    return not (fragment or is_framing(unit.text)) and bool(question.focus & unit.words)
 
 
 def select_claims(

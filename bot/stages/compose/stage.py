@@ -109,7 +109,7 @@ class Compose:
         if question.already_said and not selection.claims:
             unanswered = "nothing_more"
         if unanswered:
-            related = selection.related or self._related(unanswered, question, selection)
+            related = self._related(unanswered, question, selection)
             state.unanswered, state.facts, state.draft = unanswered, (), Draft(claims=related, related=True)
             return
         state.facts = selection.claims
@@ -117,14 +117,15 @@ class Compose:
 
     @staticmethod
     def _related(unanswered: str, question: Question, selection: Selection) -> tuple[Claim, ...]:
-        """The closest thing the articles say: for a comparison, a sentence naming one of the things compared."""
+        """The closest thing the articles say (if anything): for a comparison, a sentence naming a thing compared."""
         if unanswered == "uncovered:comparison" and (terms := compared_terms(question.text)):
             compared = set().union(*terms)
             specific = compared - question.generic
-            naming = [c for c in selection.ranked if specific & content_words(c.text)]
-            if naming:  # the one that names the most of what is compared
-                return (max(naming, key=lambda c: len(compared & content_words(c.text))),)
-        return selection.claims[:1]
+            naming = [c for c in selection.related if specific & content_words(c.text)]
+            # The one that names the most of what is compared; none if nothing names it ("better than" alone is
+            # not about the smith machine).
+            return (max(naming, key=lambda c: len(compared & content_words(c.text))),) if naming else ()
+        return selection.related[:1]
 
     def question(self, query: Query, passages: Sequence[RankedPassage] = ()) -> Question:
         """What the composer needs to know of the question (``passages``: those found, whose titles say its subject)."""
