@@ -59,6 +59,19 @@ ANSWER_CUES: dict[Kind, re.Pattern[str]] = {
 }
 
 
+#: Advice to have a knee seen to by a professional ("a healthcare provider or physical therapist can help design a
+#: treatment plan", "consult a personal trainer or physical therapist"); also a heading such as "Seek Physical
+#: Therapy if Needed".
+CARE_ADVICE = _rx(
+    r"\b(physical therap\w*|physiotherap\w*|healthcare provider|health care provider|doctor|physician|orthopa?edi\w*|sports medicine)\b"
+)
+
+
+def advises_care(sentence: str) -> bool:
+    """Whether ``sentence`` names a professional who can see to a painful knee."""
+    return CARE_ADVICE.search(sentence) is not None
+
+
 def is_framing(sentence: str) -> bool:
     """Whether ``sentence`` introduces, restates or concludes rather than says something."""
     return FRAMING.search(sentence.strip()) is not None

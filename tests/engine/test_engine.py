@@ -79,6 +79,8 @@ def test_a_red_flag_leads_with_medical_advice_then_cited_guidance(engine: Engine
     check_contract(answer)
     assert answer.status is Status.escalated and answer.reason == "red_flag:pop_swelling"
     assert answer.answer.startswith("**⚠️ Please get this checked by a doctor promptly.**")
+    # What it quotes after the warning is the article's advice to have the knee seen to, not a training tip.
+    assert answer.citations and all("physical therapist" in c.quote for c in answer.citations)
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from bot.language.conversation import Intent
 from bot.language.questions import Asked, Kind, asked_for
 from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import content_words
+from bot.stages.compose.care import care_guidance
 from bot.stages.compose.coverage import compared_terms, makes_comparison, salience, unknown_words
 from bot.stages.compose.outline import outline
 from bot.stages.compose.ranking import default_ranker
@@ -83,9 +84,11 @@ class Compose:
         verdict = state.verdict
         assert verdict is not None
         if verdict.status is Status.escalated:
+            guidance = care_guidance(state.passages, partial(self.chunks_of, state), limit=1) if state.snapshot else ()
+            state.passages = _with_passages_of(state.passages, guidance, partial(self.chunks_of, state))
             state.draft = Draft(
                 intro=policy.escalation_warning(verdict.detail),
-                claims=self.selection(state, limit=2).claims,
+                claims=guidance,
                 claims_heading=policy.ESCALATION_GUIDANCE_HEADING,
             )
         elif verdict.status is Status.answered:
