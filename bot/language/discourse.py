@@ -8,6 +8,7 @@ never are one.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from bot.language.questions import Kind
 
@@ -72,11 +73,14 @@ def advises_care(sentence: str) -> bool:
     return CARE_ADVICE.search(sentence) is not None
 
 
+# Every answer asks these of the same few hundred sentences; the patterns are long: remembered per sentence.
+@lru_cache(maxsize=16384)
 def is_framing(sentence: str) -> bool:
     """Whether ``sentence`` introduces, restates or concludes rather than says something."""
     return FRAMING.search(sentence.strip()) is not None
 
 
+@lru_cache(maxsize=16384)
 def answers_kind(sentence: str, kind: Kind) -> bool:
     """Whether ``sentence`` has the cue of an answer of ``kind`` (always false for kinds without cues)."""
     cue = ANSWER_CUES.get(kind)

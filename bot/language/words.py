@@ -31,11 +31,17 @@ def _analyzer() -> tantivy.TextAnalyzer:
     return new_analyzer()
 
 
+# The same sentences and question words are analysed on every answer: remembered (a pure function of the text).
+@lru_cache(maxsize=32768)
+def _analyzed(text: str) -> tuple[str, ...]:
+    return tuple(_analyzer().analyze(text))
+
+
 def analyze(text: str) -> list[str]:
     """The stemmed content words of ``text``, as the lexical index sees them."""
-    return list(_analyzer().analyze(text))
+    return list(_analyzed(text))
 
 
 def content_words(text: str) -> set[str]:
     """The distinct stemmed content words of ``text`` (for overlap scores)."""
-    return set(analyze(text))
+    return set(_analyzed(text))
