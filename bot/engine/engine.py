@@ -97,7 +97,11 @@ class Engine:
                 Triage(similarity_floor=settings.scope_similarity, answer_floor=settings.answer_similarity),
                 RewriteFollowUp(self.chat_model, self._retrieve, synonyms),
                 Compose(
-                    compose, synonyms=synonyms, articles=self._articles, chunks_of=self._chunks_of, embed=self._embed
+                    compose,
+                    synonyms=synonyms,
+                    articles=self._articles,
+                    chunks_of=self._chunks_of,
+                    embed_many=self._embed_many,
                 ),
                 Generate(
                     self.chat_model,
@@ -240,6 +244,10 @@ class Engine:
 
     def _embed(self, text: str) -> np.ndarray:
         return np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
+
+    def _embed_many(self, texts: list[str]) -> np.ndarray:
+        """The vectors of several questions, from one call of the model for those not cached."""
+        return np.asarray(self.embeddings.embed_queries(texts), dtype=np.float32)
 
 
 _default_engine: Engine | None = None

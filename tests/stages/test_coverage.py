@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bot.stages.compose.coverage import compared_terms, makes_comparison, salience, unknown_words
+from bot.stages.compose.coverage import compared_terms, makes_comparison, saliences, unknown_words
 
 
 def test_a_comparison_the_articles_never_weigh_is_not_answered_by_a_sentence_naming_one_side() -> None:
@@ -34,5 +34,12 @@ def test_salience_is_how_far_a_word_moves_the_question() -> None:
         words = ["can", "i", "leg", "press", "while", "pregnant", "actually"]
         return np.array([float(w in text.split()) for w in words])
 
-    assert salience("can i leg press while pregnant", "pregnant", embed) == pytest.approx(1 - np.sqrt(5 / 6))
-    assert salience("can i leg press while pregnant", "banana", embed) == pytest.approx(0.0)
+    calls: list[list[str]] = []
+
+    def embed_many(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.array([embed(text) for text in texts])
+
+    moved = saliences("can i leg press while pregnant", ["pregnant", "banana"], embed_many)
+    assert moved == pytest.approx([1 - np.sqrt(5 / 6), 0.0])
+    assert len(calls) == 1  # the question and both questions-without-a-word in one call of the model

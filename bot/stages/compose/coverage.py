@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -113,13 +113,17 @@ def unknown_words(question: str, known: Callable[[str], bool], covered: Callable
     return unknown
 
 
-def salience(question: str, word: str, embed: Callable[[str], np.ndarray]) -> float:
-    """How much ``word`` carries of the question's meaning: 1 - cos(question, question without it).
+def saliences(question: str, words: Sequence[str], embed_many: Callable[[list[str]], np.ndarray]) -> list[float]:
+    """How much each of ``words`` carries of the question's meaning: 1 - cos(question, question without it).
 
     An ordinary word ("actually", "supposed") barely moves the question's vector (below 0.05 on the eval
-    questions); what a question is about ("pregnant", "calories", "shoes") moves it by 0.1 or more.
+    questions); what a question is about ("pregnant", "calories", "shoes") moves it by 0.1 or more. The question
+    and every question-without-a-word are embedded in one call.
     """
-    without = re.sub(rf"\b{re.escape(word)}\b", " ", question, flags=re.IGNORECASE)
-    whole, rest = embed(question), embed(without)
-    norms = float(np.linalg.norm(whole) * np.linalg.norm(rest)) or 1.0
-    return 1.0 - float(whole @ rest) / norms
+    withouts = [re.sub(rf"\b{re.escape(word)}\b", " ", question, flags=re.IGNORECASE) for word in words]
+    whole, *rests = np.asarray(embed_many([question, *withouts]), dtype=np.float64)
+    moved = []
+    for rest in rests:
+        norms = float(np.linalg.norm(whole) * np.linalg.norm(rest)) or 1.0
+        moved.append(1.0 - float(whole @ rest) / norms)
+    return moved

@@ -17,7 +17,7 @@ from bot.language.questions import Asked, Kind, asked_for
 from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import content_words
 from bot.stages.compose.care import care_guidance
-from bot.stages.compose.coverage import compared_terms, makes_comparison, salience, unknown_words
+from bot.stages.compose.coverage import compared_terms, makes_comparison, saliences, unknown_words
 from bot.stages.compose.outline import outline
 from bot.stages.compose.ranking import default_ranker
 from bot.stages.compose.replies import ArticleInfo, chat_reply, fixed_reply
@@ -59,7 +59,7 @@ class Compose:
         synonyms: Synonyms,
         articles: Callable[[], list[ArticleInfo]],
         chunks_of: Callable[[AnswerState, str], list[Chunk]],
-        embed: Callable[[str], np.ndarray],
+        embed_many: Callable[[list[str]], np.ndarray],
         ranker: Ranker | None = None,
         judge: PointJudge | None = None,
         word_cache_size: int = 8192,
@@ -68,7 +68,7 @@ class Compose:
         self.settings = settings
         self.ranker = ranker or default_ranker()
         self.judge = judge or ByRules(settings)
-        self.embed = embed
+        self.embed_many = embed_many
         self.synonyms = synonyms
         self.articles = articles
         self.chunks_of = chunks_of
@@ -187,11 +187,11 @@ class Compose:
         if question.asked.kind in _SILENT_KINDS and len(question.text.split()) <= _MAX_WORDS_FOR_SILENCE:
             lexical = state.snapshot.index.lexical
             unknown = unknown_words(question.text, lambda stem: bool(lexical.idf([stem])), self._covered)
-            # Cheap test first: a salience costs an embedding of the question without the word.
+            # Cheap tests first: the saliences cost an embedding of the question without each word (one call).
             if (
                 unknown
                 and not _lead_covers_the_rest(question, selection, unknown)
-                and any(salience(_whole_question(state.query), word, self.embed) >= _SALIENT for word in unknown)
+                and max(saliences(_whole_question(state.query), unknown, self.embed_many)) >= _SALIENT
             ):
                 return "uncovered:silent"
         return ""
