@@ -247,7 +247,8 @@ class Engine:
 
     def _embed_many(self, texts: list[str]) -> np.ndarray:
         """The vectors of several questions, from one call of the model for those not cached."""
-        return np.asarray(self.embeddings.embed_queries(texts), dtype=np.float32)
+        embed_many = getattr(self.embeddings, "embed_queries", self.embeddings.embed_documents)
+        return np.asarray(embed_many(texts), dtype=np.float32)
 
 
 _default_engine: Engine | None = None
