@@ -48,7 +48,9 @@ _KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
             r"\b(what|which) (are|r) (the |some )?(common |main |best |usual |typical |other |good )?(causes|reasons|ways|tips|steps|signs|symptoms|options|alternatives|exercises|injuries|conditions|mistakes|muscles|problems)\b"
             r"|\b(causes|reasons|ways|tips|steps|alternatives|mistakes) (of|for|to|that)\b|\b(list|name)( me)? (the|some|all)\b"
             r"|\bhow (can|do|could|should) i (fix|sort out|cure) (it|this|that|them)\b"
-            r"|\bwhat (else )?(can|could|should) i do (instead|to prevent|to avoid|to stop)\b|\bhow (can|do|could|should) i (prevent|avoid|stop)\b"
+            r"|\bwhat (else )?(can|could|should) i do (instead|to prevent|to avoid|to stop)\b"
+            # "how do I stop my knees hurting?" asks for the ways; "how do I stop my knees caving in?" for one fix
+            r"|\bhow (can|do|could|should|would) (i|you|one) (prevent|avoid|stop)( (my|the|any|getting|having))? (knee |knees )?(from )?(pain|hurting|hurt|injur\w*|sore\w*|aches?|it|this|that)\b"
             r"|\b(other|alternative|different|substitute) (exercises?|movements?|options?)\b|\binstead of (the )?leg press\b"
             r"|\b(what|which) (\w+ )?(muscles|injuries|conditions|problems|mistakes|alternatives|exercises)\b|\bprevent\w* (knee )?(pain|injur\w*)\b"
             r"|\b(swaps?|substitutes?|replacements?|alternatives?)\b"

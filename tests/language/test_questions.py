@@ -15,6 +15,8 @@ from bot.language.questions import Kind, Unit, asked_for, states_unit
         ("why do my knees hurt after leg day?", Kind.cause, None),
         ("what are some alternative exercises", Kind.listing, None),
         ("how can i prevent knee pain", Kind.listing, None),
+        ("how do i stop my knees hurting on leg press", Kind.listing, None),
+        ("how do i stop my knees caving in", Kind.instruction, None),  # one fix, not the ways to prevent pain
         ("how do I set up the machine?", Kind.instruction, None),
         ("is it bad to lock my knees at the top?", Kind.stance, None),
         ("what does the IT band do?", Kind.definition, None),
