@@ -172,6 +172,19 @@ def asked_for(question: str) -> Asked:
     return Asked(kind, None)
 
 
+_HOW_MUCH = _rx(r"^\s*(and |so |but )?(by )?how (much|far)\b|\bby how (much|many degrees|far)\b")
+
+
+def asked_in_continuation(turn: str, continued: Asked) -> Asked | None:
+    """What a short "by how much?" asks for, after a question of the kind ``continued``: the angle of a direction.
+
+    "should my toes point out?" — "by how much?" asks for the degrees; ``None`` when the turn is no such question.
+    """
+    if continued.kind is Kind.direction and _HOW_MUCH.search(turn):
+        return Asked(Kind.number, Unit.angle)
+    return None
+
+
 def states_unit(text: str, unit: Unit) -> bool:
     """Whether ``text`` states a number in ``unit`` ("2-3 times per week" for a frequency)."""
     return next(states.search(text) is not None for u, _, states in _UNITS if u is unit)

@@ -22,7 +22,8 @@ from bot.stages.triage import without_negated_symptoms
 _FOLLOW_UP_OPENERS = re.compile(
     r"^\s*(and|but|so|or|also|then|plus|what about|how about|what if|why|why not|how come|is that|"
     r"does that|should i still|can i still|ok(ay)?|really|what else|anything else|how many|how much|"
-    r"how long|how often|how far|how high|how low|how wide|when|same|even|instead)\b",
+    r"how long|how often|how far|how high|how low|how wide|by how (much|many|far)|to what (extent|degree)|like how|"
+    r"when|same|even|instead)\b",
     re.IGNORECASE,
 )
 _MAX_FOLLOW_UP_WORDS = 10

@@ -138,8 +138,8 @@ NOT_COVERED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "healing_time",
-            r"\b(how long|how soon|when)\b[^.?!]{0,40}\b(heal\w*|recover(y|ed|ing)? from|get better|go away|stop hurting|"
-            r"feel better|back to normal|back to (training|the gym|leg press\w*|lifting))\b|\bhealing time\b",
+            r"\b(how long|how soon|when)\b[^.?!]{0,40}\b(heal\w*|recover(y|ed|ing)? from|gets? better|go(es)? away|stops? hurting|"
+            r"feels? better|back to normal|back to (training|the gym|leg press\w*|lifting))\b|\bhealing time\b",
         ),
         (
             "population",

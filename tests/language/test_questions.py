@@ -1,7 +1,7 @@
 import pytest
 
 from bot.language.discourse import answers_kind, is_framing
-from bot.language.questions import Kind, Unit, asked_for, states_unit
+from bot.language.questions import Asked, Kind, Unit, asked_for, asked_in_continuation, states_unit
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,14 @@ from bot.language.questions import Kind, Unit, asked_for, states_unit
 def test_the_kind_of_answer_a_question_asks_for(question: str, kind: Kind, unit: Unit | None) -> None:
     asked = asked_for(question)
     assert (asked.kind, asked.unit) == (kind, unit)
+
+
+def test_by_how_much_after_a_direction_asks_for_its_angle() -> None:
+    toes = asked_for("should my toes point out")
+    assert asked_in_continuation("by how much?", toes) == Asked(Kind.number, Unit.angle)
+    assert asked_in_continuation("by how much?", toes).strict  # then only a sentence stating degrees answers
+    assert asked_in_continuation("and the heels?", toes) is None
+    assert asked_in_continuation("by how much?", asked_for("how heavy should i go")) is None
 
 
 def test_only_a_stated_number_answers_how_often_or_how_long() -> None:

@@ -40,6 +40,8 @@ def test_a_missing_synonyms_file_means_no_expansion(tmp_path) -> None:
         ("and what if I put them higher?", True),
         ("why not?", True),
         ("how many reps then?", True),
+        ("by how much?", True),
+        ("like how wide exactly?", True),
         ("Where should my feet go on the leg press platform for the best results?", False),
         ("Is leg press bad for knees?", False),
     ],

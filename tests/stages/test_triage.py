@@ -181,6 +181,7 @@ def test_a_symptom_after_the_negated_list_still_escalates(text: str, reason: str
     [
         ("what brand of knee sleeves should i buy", "products"),
         ("how long until my knee heals", "healing_time"),
+        ("how long till my knee stops hurting after leg press", "healing_time"),
         ("im 60, is leg press safe for me", "population"),
         ("can i leg press while pregnant", "population"),
     ],

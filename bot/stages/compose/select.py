@@ -349,6 +349,11 @@ def select(
         # "and rest?" after "how often?": the lead says what this turn asks about, if any sentence does.
         own = [u for u in ranked if _holds_own_focus(u, question, evidence.idf)]
         ranked = own + [u for u in ranked if u not in own]
+    if question.asked.strict:
+        # "how often?", "by how much?": only a sentence stating that number answers; it leads if there is one (before
+        # a follow-up's own words: "much" in "by how much?" is not what the sentence must say).
+        stating = [u for u in ranked if answers_number(u, question)]
+        ranked = stating + [u for u in ranked if u not in stating]
     # A list read as one point is its lead-in's promise more than a fact: lists lead, or are an overview.
     saying = [u for u in units if not is_framing(u.text) and not u.sentences[-1].is_list]
     lead = ranked[0]

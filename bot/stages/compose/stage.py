@@ -13,7 +13,7 @@ from bot.content.documents import Chunk
 from bot.content.synonyms import Synonyms
 from bot.contract import Status
 from bot.language.conversation import Intent
-from bot.language.questions import Asked, Kind, asked_for
+from bot.language.questions import Asked, Kind, asked_for, asked_in_continuation
 from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import content_words
 from bot.stages.compose.care import care_guidance
@@ -136,7 +136,9 @@ class Compose:
         more = query.intent is Intent.more
         asked = without_negated_symptoms(query.standalone if more else query.asked)
         kind = asked_for(asked)
-        if kind.kind is Kind.other and query.is_follow_up:
+        if query.is_follow_up and (magnitude := asked_in_continuation(asked, asked_for(query.standalone))):
+            kind = magnitude  # "by how much?" after "should my toes point out?": the degrees
+        elif kind.kind is Kind.other and query.is_follow_up:
             # "and rest?" after "how often?": the kind of the question it continues, but not its number —
             # the follow-up asks about something else.
             kind = Asked(asked_for(query.standalone).kind)
