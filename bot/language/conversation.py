@@ -31,7 +31,13 @@ _PHRASES: tuple[tuple[Intent, str], ...] = (
         r"|who (wrote|writes|made|authored|is behind) (this|that|it|these|those|the (article|articles|info\w*|answers?))"
         r"|who('?s| is| was) the (author|writer)|(where|what) (does|did|do) (this|that|it|the (info\w*|answers?|advice)|you|your (info\w*|answers?)) (come|get it|get (this|that|your info\w*))( from)?"
         r"|what('?s| is| are) (your|the) sources?|(your|the) sources?|sources?|which (articles?|sites?|websites?)|what (articles?|sites?|websites?)( do you use| is this( from)?)?"
-        r"|how do you know (this|that|all this)|is this (from )?(a|an) (article|website|site)|what is this based on|based on what",
+        r"|how do you know (this|that|all this)|is this (from )?(a|an) (article|website|site)|what is this based on|based on what"
+        r"|(what|which) sources?( do you (use|have|quote|cite)| are (these|those|they|you using)| is (this|that|it))?"
+        r"|(where|what) (does|did|do) (this|that|the|your) (info\w*|answers?|advice|stuff) (come|get it)( from)?"
+        # How far to trust it is a question about the sources.
+        r"|(is|are) (this|that|it|these|the|your) ?(info\w*|advice|answers?)? (reliable|accurate|trustworthy|legit|true|evidence[- ]based|backed by (science|research|evidence))"
+        r"|can i (trust|rely on) ((this|that|the|your|these) (info\w*|advice|answers?)|this|it|you|that|these)"
+        r"|how (reliable|accurate|trustworthy) (is|are) ((this|that|the|your) (info\w*|advice|answers?)|this|it|you|that)",
     ),
     (
         Intent.identity,
@@ -41,7 +47,8 @@ _PHRASES: tuple[tuple[Intent, str], ...] = (
     (
         Intent.capabilities,
         r"what (can|do|should|could) (you|i) (do|ask|help( me)?( with)?)( you)?|what (can|could) you help( me)? with|how (can|do|could) you help( me)?"
-        r"|what are you (for|good at|able to do)|what do you know( about)?|help|help me|what can i ask( you)?|how does this work|what is this for",
+        r"|what are you (for|good at|able to do)|what do you know( about)?|help|help me|what can i ask( you)?|how does this work|what is this for"
+        r"|(can|could|will|would) you help( me)?( out)?|can i ask (you )?(something|a question)",
     ),
     (
         Intent.thanks,
@@ -53,7 +60,9 @@ _PHRASES: tuple[tuple[Intent, str], ...] = (
     ),
     (
         Intent.greeting,
-        r"hi+|hello+|hey+( there)?|hiya|howdy|yo|sup|what'?s up|greetings|good (morning|afternoon|evening|day)|hola",
+        r"hi+|hello+|hey+( there)?|hiya|howdy|yo|sup|what'?s up|greetings|good (morning|afternoon|evening|day)|hola"
+        # An opener that announces a question still to come.
+        r"|(a |one )?quick question|(i have|i've got|i got|got) a (quick )?question( for you)?|question for you",
     ),
     (
         Intent.more,

@@ -19,6 +19,12 @@ from bot.language.conversation import Intent, intent_of
         ("who wrote this?", Intent.sources),
         ("where is this info from", Intent.sources),
         ("what are your sources", Intent.sources),
+        ("what sources do you use?", Intent.sources),
+        ("where does this info come from?", Intent.sources),
+        ("is this information reliable?", Intent.sources),  # how far to trust it is about the sources
+        ("can i trust this advice?", Intent.sources),
+        ("can you help me?", Intent.capabilities),
+        ("hey, quick question", Intent.greeting),  # announces the question still to come
         ("tell me more", Intent.more),
         ("and?", Intent.more),
     ],
@@ -35,6 +41,8 @@ def test_a_message_made_only_of_conversational_phrases_is_that_turn(message: str
         "what is leg press",
         "where is the center of the platform",
         "thanks but my knee still hurts after leg day",
+        "can you help me with my knee pain after leg press",
+        "quick question: is it bad to lock my knees?",
         "",
     ],
 )
