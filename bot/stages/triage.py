@@ -26,8 +26,8 @@ _SYMPTOM = (
     r"redness|warmth|instability|unstable)"
 )
 _NEGATED = re.compile(
-    r"\b(no|not|without|never|nor|zero|isn'?t|wasn'?t|aren'?t|weren'?t|don'?t|doesn'?t|didn'?t|haven'?t|hasn'?t|"
-    r"hadn'?t|won'?t|free of)"
+    r"\b(not (like|as if|that) (my |the )?(knee|knees|leg)|no|not|without|never|nor|zero|isn'?t|wasn'?t|aren'?t|weren'?t|"
+    r"don'?t|doesn'?t|didn'?t|haven'?t|hasn'?t|hadn'?t|won'?t|free of)"
     r"(\s+(have|has|had|been|got|get|feel|felt|notice|noticed|see|seen|really|it|any|a|much|real|obvious|signs? of))*"
     rf"\s+{_SYMPTOM}((\s*,\s*|\s*,?\s+(or|and|nor)\s+)(any\s+|a\s+|no\s+)?{_SYMPTOM})*\b",
     re.IGNORECASE,
@@ -52,7 +52,7 @@ RED_FLAGS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         (
             "locking",
             r"\block(s|ed|ing)? up\b|\b(keeps?|kept) locking\b|\b(gets?|got|getting|is|was) stuck\b|"
-            r"\bknees? (locks|locked)\b(?! out)|\bcan'?t (fully )?(straighten|bend)\b|\bwon'?t (fully )?(straighten|bend)\b|"
+            r"\b(knees?|it) (locks|locked)\b(?! out)|\bcan'?t (fully )?(straighten|bend)\b|\bwon'?t (fully )?(straighten|bend)\b|"
             r"\bcatch(es|ing) and lock",
             "A knee that locks or gets stuck",
         ),

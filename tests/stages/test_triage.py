@@ -157,6 +157,7 @@ def test_a_count_question_needs_a_number_on_that_thing(question: str, text: str,
         "it doesn't lock or give way, just aches",
         "never swells, never locks up, just sore",
         "without any pop or swelling",
+        "it's not like my knee gave out or anything, just sore",
     ],
 )
 def test_a_negation_covers_a_list_of_symptoms(text: str) -> None:
@@ -169,6 +170,8 @@ def test_a_negation_covers_a_list_of_symptoms(text: str) -> None:
         ("no swelling but it gives way", "red_flag:giving_way"),  # the negation ends at "but"
         ("no swelling and it locks up", "red_flag:locking"),  # "and it …" starts a new clause
         ("no numbness or tingling but my calf is swollen and painful", "red_flag:swollen_calf"),
+        ("my knee didn't swell but it locked", "red_flag:locking"),  # "it" is the knee
+        ("i'm not sure but my knee gave way on the stairs", "red_flag:giving_way"),  # "not sure" negates nothing
     ],
 )
 def test_a_symptom_after_the_negated_list_still_escalates(text: str, reason: str) -> None:
