@@ -193,7 +193,7 @@ class Compose:
             if (
                 unknown
                 and not _lead_covers_the_rest(question, selection, unknown)
-                and max(saliences(_whole_question(state.query), unknown, self.embed_many)) >= _SALIENT
+                and max(saliences(_whole_question(state.query, question), unknown, self.embed_many)) >= _SALIENT
             ):
                 return "uncovered:silent"
         return ""
@@ -211,14 +211,15 @@ class Compose:
         return words
 
 
-def _whole_question(query: Query | None) -> str:
+def _whole_question(query: Query | None, question: Question) -> str:
     """What a word's weight is judged against: a follow-up's words mean what they do in the question it continues.
 
     "what about if it hurts at the bottom?" after "how deep should I go?" is about the depth of the press; alone,
-    "bottom" would carry most of the question's meaning.
+    "bottom" would carry most of the question's meaning. (Symptoms said to be absent are left out, as they are
+    from the question as the composer reads it.)
     """
     assert query is not None
-    return query.standalone if query.is_follow_up else query.asked
+    return without_negated_symptoms(query.standalone) if query.is_follow_up else question.text
 
 
 def _lead_covers_the_rest(question: Question, selection: Selection, unknown: list[str]) -> bool:
