@@ -23,6 +23,7 @@ _FOLLOW_UP_OPENERS = re.compile(
     r"^\s*(and|but|so|or|also|then|plus|what about|how about|what if|why|why not|how come|is that|"
     r"does that|should i still|can i still|ok(ay)?|really|what else|anything else|how many|how much|"
     r"how long|how often|how far|how high|how low|how wide|by how (much|many|far)|to what (extent|degree)|like how|"
+    r"for how (long|many|much|often)|what happens|"
     r"when|same|even|instead)\b",
     re.IGNORECASE,
 )

@@ -74,6 +74,18 @@ def test_a_short_follow_up_is_judged_covered_in_the_question_it_continues(engine
     assert creatine.status is Status.not_found and creatine.reason == "uncovered:silent"
 
 
+def test_a_follow_up_asking_for_a_number_is_answered_only_by_a_number_of_what_it_continues(engine: Engine) -> None:
+    def after(first: str, then: str) -> Answer:
+        history = [{"role": "user", "content": first}, {"role": "assistant", "content": engine.ask(first).answer}]
+        return engine.ask(then, history)
+
+    toes = after("should my toes point out", "by how much?")
+    assert toes.status is Status.answered and "15-30 degrees" in toes.answer.split("\n")[0]
+    warm_up = after("should i warm up before leg press", "for how long?")  # the article never says
+    assert warm_up.status is Status.not_found and warm_up.reason == "uncovered:number"
+    assert "48 hours" not in warm_up.answer
+
+
 def test_a_red_flag_leads_with_medical_advice_then_cited_guidance(engine: Engine) -> None:
     answer = engine.ask("I heard a pop in my knee on the leg press and it swelled up straight away")
     check_contract(answer)

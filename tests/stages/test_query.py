@@ -41,6 +41,8 @@ def test_a_missing_synonyms_file_means_no_expansion(tmp_path) -> None:
         ("why not?", True),
         ("how many reps then?", True),
         ("by how much?", True),
+        ("for how long?", True),
+        ("what happens if i do?", True),
         ("like how wide exactly?", True),
         ("Where should my feet go on the leg press platform for the best results?", False),
         ("Is leg press bad for knees?", False),

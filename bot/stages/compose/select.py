@@ -33,6 +33,8 @@ GENERIC_WORDS = content_words(
     "sore day days after workout workouts gym training train lift lifting exercise exercises do doing get gets "
     "getting use using make makes making good bad really always sometimes thing things way time"
 )
+#: The words that ask for a number ("how often", "for how long") rather than say what it is of.
+_ASKING_FOR_A_NUMBER = content_words("often frequently long much many far times time")
 #: Irregular plurals the stemmer leaves apart ("feet" and "Foot Placement" are about the same thing).
 _LEMMAS = {"feet": "foot"}
 
@@ -248,6 +250,22 @@ def _holds_own_focus(unit: Candidate, question: Question, idf: Mapping[str, floa
     return weighted_share(question.own_focus, held, idf or _ones(question.own_focus)) >= 0.5
 
 
+def _states_the_number_asked(unit: Candidate, question: Question, idf: Mapping[str, float]) -> bool:
+    """Whether the unit states the number asked for — in a follow-up, of the thing the conversation is about.
+
+    "for how long?" after "should I warm up?" is not answered by "48 hours of rest": the sentence must also say
+    (with its headings) at least half of what the question is about besides the asking. A question asked on its
+    own names its subject in its own words ("reps for size" → "8-12 for muscle hypertrophy"): the number suffices.
+    """
+    if not answers_number(unit, question):
+        return False
+    if not question.follow_up:
+        return True
+    about = question.focus - _ASKING_FOR_A_NUMBER
+    seen = set(unit.words) | set(unit.context_words)
+    return not about or weighted_share(about, seen, idf or _ones(about)) >= 0.5
+
+
 def _ones(words: set[str]) -> dict[str, float]:
     return dict.fromkeys(words, 1.0)
 
@@ -350,14 +368,15 @@ def select(
         own = [u for u in ranked if _holds_own_focus(u, question, evidence.idf)]
         ranked = own + [u for u in ranked if u not in own]
     if question.asked.strict:
-        # "how often?", "by how much?": only a sentence stating that number answers; it leads if there is one (before
-        # a follow-up's own words: "much" in "by how much?" is not what the sentence must say).
-        stating = [u for u in ranked if answers_number(u, question)]
+        # "how often?", "by how much?": only a sentence stating that number answers; it leads if there is one about
+        # what is asked ("48 hours of rest" is not how long to warm up). This comes after a follow-up's own words:
+        # "much" in "by how much?" is not what the sentence must say.
+        stating = [u for u in ranked if _states_the_number_asked(u, question, evidence.idf)]
         ranked = stating + [u for u in ranked if u not in stating]
     # A list read as one point is its lead-in's promise more than a fact: lists lead, or are an overview.
     saying = [u for u in units if not is_framing(u.text) and not u.sentences[-1].is_list]
     lead = ranked[0]
-    if question.asked.strict and not answers_number(lead, question):
+    if question.asked.strict and not _states_the_number_asked(lead, question, evidence.idf):
         # A nearby number would read as the answer, even labelled as related ("48 hours" for a healing time): none.
         return Selection(unanswered="uncovered:number")
     wanted = 1 + settings.points if limit is None else limit
