@@ -43,9 +43,9 @@ def collect() -> tuple[list[Case], dict[str, int]]:
     from bot.evaluate.answer_shape import first_sentence, holds_any
     from bot.evaluate.loader import default_set_paths, load_question_sets
     from bot.settings import get_settings
+    from bot.stages.compose.candidates import Evidence, candidate_units, lemmas
     from bot.stages.compose.outline import outline
     from bot.stages.compose.ranking import features
-    from bot.stages.compose.select import Evidence, candidate_units, lemmas
 
     engine = Engine.load()
     compose = next(stage for stage in engine.chain.stages if stage.name == "compose")

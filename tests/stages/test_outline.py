@@ -6,8 +6,8 @@ from bot.content.chunking import chunk_document
 from bot.content.documents import Article
 from bot.language.questions import asked_for
 from bot.language.words import content_words
+from bot.stages.compose.candidates import GENERIC_WORDS, Question, lemma_words, lemmas
 from bot.stages.compose.outline import outline, wants_outline
-from bot.stages.compose.select import GENERIC_WORDS, Question, lemma_words, lemmas
 from bot.stages.query import substantive_words
 from bot.stages.state import RankedPassage
 

@@ -1,7 +1,8 @@
 """Composing: the extractive answer (answer first, no padding, overviews, honest "not covered"), fixed replies."""
 
+from bot.stages.compose.candidates import ComposeSettings, Evidence, Question
 from bot.stages.compose.replies import fixed_reply, not_found_reply
-from bot.stages.compose.select import ComposeSettings, Evidence, Question, select, select_claims
+from bot.stages.compose.select import select, select_claims
 from bot.stages.compose.stage import Compose
 
 __all__ = [

@@ -17,7 +17,7 @@ from bot.language.discourse import answers_kind
 from bot.language.questions import Kind
 from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import analyze, content_words
-from bot.stages.compose.select import GENERIC_WORDS
+from bot.stages.compose.candidates import GENERIC_WORDS
 
 _COMPARISON = re.compile(
     r"\b(better|worse|safer|harder|easier|more effective|less effective|best|preferable|superior)\b.*\b(or|vs\.?|versus|than)\b"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from bot.content.documents import Chunk, Sentence
 from bot.language.discourse import answers_kind, is_framing
 from bot.language.questions import Kind
-from bot.stages.compose.select import Question, lemma_words, lemmas
+from bot.stages.compose.candidates import Question, lemma_words, lemmas
 from bot.stages.state import Claim, RankedPassage, Support
 
 _LABEL = re.compile(r"^\s*(?:[-*+]\s+)?\*\*(?P<label>[^*]+)\*\*\s*$")

@@ -19,7 +19,7 @@ from importlib.resources import files
 import numpy as np
 
 from bot.language.discourse import answers_kind, is_framing
-from bot.stages.compose.select import (
+from bot.stages.compose.candidates import (
     Candidate,
     Question,
     answers_number,

@@ -16,24 +16,13 @@ from bot.language.conversation import Intent
 from bot.language.questions import Asked, Kind, asked_for, asked_in_continuation
 from bot.language.vocabulary import FUNCTION_WORDS
 from bot.language.words import content_words
+from bot.stages.compose.candidates import GENERIC_WORDS, ComposeSettings, Evidence, Question, lemma_words, lemmas
 from bot.stages.compose.care import care_guidance
 from bot.stages.compose.coverage import compared_terms, makes_comparison, saliences, unknown_words
 from bot.stages.compose.outline import outline
 from bot.stages.compose.ranking import default_ranker
 from bot.stages.compose.replies import ArticleInfo, chat_reply, fixed_reply
-from bot.stages.compose.select import (
-    GENERIC_WORDS,
-    ByRules,
-    ComposeSettings,
-    Evidence,
-    PointJudge,
-    Question,
-    Ranker,
-    Selection,
-    lemma_words,
-    lemmas,
-    select,
-)
+from bot.stages.compose.select import ByRules, PointJudge, Ranker, Selection, select
 from bot.stages.query import substantive_words
 from bot.stages.state import AnswerState, Claim, Draft, Query, RankedPassage, SentenceKey
 from bot.stages.triage import without_negated_symptoms
