@@ -3,8 +3,9 @@ import pytest
 
 from bot.content.documents import Chunk, Sentence
 from bot.contract import Status
+from bot.language.questions import asked_for
 from bot.policy import EXAMPLE_QUESTIONS
-from bot.stages.compose import ComposeSettings, Evidence, fixed_reply, select_claims
+from bot.stages.compose import ComposeSettings, Evidence, Question, fixed_reply, select, select_claims
 from bot.stages.finish import render_markdown as render
 from bot.stages.guard import guard, is_supported
 from bot.stages.state import Claim, Draft, RankedPassage, Support, Verdict
@@ -135,3 +136,33 @@ def test_guard_never_drops_claims_already_sent_to_the_reader() -> None:
     later = Claim("Take 800 mg of ibuprofen.", (Support("doc#1", 100, 124),))
     guarded = guard(Draft(claims=(sent, later)), {"doc#1": CHUNK}, keep=1)
     assert guarded.claims == (sent,)
+
+
+FRAMING_TEXT = (
+    "Understanding the causes of knee pain can help prevent damage and ensure safe workouts. Weak quads cause it."
+)
+FRAMED = Chunk(
+    chunk_id="doc#3",
+    doc_id="doc",
+    title="T",
+    section=("Causes",),
+    text=FRAMING_TEXT,
+    start=400,
+    end=400 + len(FRAMING_TEXT),
+    sentences=(Sentence(400, 487), Sentence(488, 400 + len(FRAMING_TEXT))),
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "lead"),
+    [
+        ("why do my knees hurt?", "Weak quads cause it."),  # a cause is never said by framing
+        ("does it matter?", "Understanding the causes"),  # whether something matters may be
+    ],
+)
+def test_framing_leads_only_a_question_it_can_answer(question: str, lead: str) -> None:
+    vectors = {("doc#3", 0): unit(1, 0), ("doc#3", 1): unit(0.6, 0.8)}
+    asked = Question(words=set(), own=set(), asked=asked_for(question), text=question)
+    found = Evidence([RankedPassage(FRAMED, 1.0)], vectors, {})
+    claims = select(unit(1, 0), asked, found, ComposeSettings(points=0)).claims
+    assert claims[0].text.startswith(lead)

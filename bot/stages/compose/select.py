@@ -79,6 +79,11 @@ def _said(unit: Candidate, question: Question) -> bool:
     return bool(question.already_said) and unit.text.split("\n")[0].strip() in question.already_said
 
 
+#: Kinds of question a framing sentence can answer: whether something matters ("… plays a critical role in knee
+#: safety"), the article's summing up, and a list's lead-in ("Some key form mistakes include:").
+_FRAMING_MAY_ANSWER = frozenset({Kind.stance, Kind.summary, Kind.listing})
+
+
 class Ranker(Protocol):
     """What chooses the lead (``bot.stages.compose.ranking.LeadRanker``)."""
 
@@ -158,6 +163,9 @@ def select(
     # Framing is one feature of the lead's score ("… plays a critical role in knee safety" can be the answer to
     # "does my starting position matter?"), but never a point.
     ranked = sorted(units, key=lambda u: -ranker.score(u, question, evidence.idf))
+    if question.asked.kind not in _FRAMING_MAY_ANSWER:
+        # A cause, a place, a number or an instruction is never said by framing: it leads only if nothing else can.
+        ranked = [u for u in ranked if not is_framing(u.text)] + [u for u in ranked if is_framing(u.text)]
     related = tuple(u.claim() for u in ranked if _may_be_related(u, question))[:5]
     if question.asked.kind is Kind.summary:
         # "tl;dr?": the article's own summing up, if one of the passages found is it.
