@@ -8,6 +8,7 @@ never are one.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from bot.language.questions import Kind
 
@@ -59,11 +60,13 @@ ANSWER_CUES: dict[Kind, re.Pattern[str]] = {
 }
 
 
+@lru_cache(maxsize=16384)  # the articles' sentences, tested for every answer that may quote them
 def is_framing(sentence: str) -> bool:
     """Whether ``sentence`` introduces, restates or concludes rather than says something."""
     return FRAMING.search(sentence.strip()) is not None
 
 
+@lru_cache(maxsize=16384)
 def answers_kind(sentence: str, kind: Kind) -> bool:
     """Whether ``sentence`` has the cue of an answer of ``kind`` (always false for kinds without cues)."""
     cue = ANSWER_CUES.get(kind)

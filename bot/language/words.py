@@ -33,7 +33,12 @@ def _analyzer() -> tantivy.TextAnalyzer:
 
 def analyze(text: str) -> list[str]:
     """The stemmed content words of ``text``, as the lexical index sees them."""
-    return list(_analyzer().analyze(text))
+    return list(_analysed(text))
+
+
+@lru_cache(maxsize=16384)  # the same words and sentences are analysed for answer after answer
+def _analysed(text: str) -> tuple[str, ...]:
+    return tuple(_analyzer().analyze(text))
 
 
 def content_words(text: str) -> set[str]:
