@@ -146,7 +146,12 @@ class MicroBatcher(Embeddings):
             self.stats.inline += 1
             self.stats.texts += len(texts)
             self.stats.largest = max(self.stats.largest, len(texts))
-        return self.inner.embed_documents(texts)
+        return self._embed_many(texts)
+
+    def _embed_many(self, texts: list[str]) -> list[list[float]]:
+        """One call of the model for questions: its own ``embed_queries`` if it has one (grouping by length)."""
+        embed_many = getattr(self.inner, "embed_queries", None)
+        return embed_many(texts) if callable(embed_many) else self.inner.embed_documents(texts)
 
     def _cancelled(self) -> None:
         with self._lock:
@@ -208,7 +213,7 @@ class MicroBatcher(Embeddings):
             self.stats.texts += len(texts)
             self.stats.largest = max(self.stats.largest, len(texts))
         try:
-            vectors = self.inner.embed_documents(texts)
+            vectors = self._embed_many(texts)
         except BaseException as error:  # every caller gets the model's error
             for r in live:
                 r.future.set_exception(error)
