@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from langchain_core.embeddings import Embeddings
 from prometheus_client import Counter, Histogram
 
-BATCH_SIZE = Histogram("bot_embed_batch_size", "Texts per call of the embedding model (questions, micro-batched).",
+BATCH_SIZE = Histogram("bot_embed_batch_size", "Questions embedded together (a micro-batch).",
                        buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64))  # fmt: skip
 QUEUE_WAIT = Histogram("bot_embed_queue_wait_seconds", "Time a question waited for its embedding call to start.",
                        buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))  # fmt: skip
