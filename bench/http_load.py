@@ -79,7 +79,7 @@ def torch_loaded(pid: int) -> bool:
 
 
 def embed_batches(url: str) -> dict[str, float]:
-    """The server's embedding calls and texts so far (``bot_embed_batch_size``; empty before this metric existed)."""
+    """The server's embedding batches and texts so far (``bot_embed_batch_size``; empty before this metric existed)."""
     found: dict[str, float] = {}
     for line in httpx.get(f"{url}/api/metrics", timeout=10).text.splitlines():
         for name in ("count", "sum"):
@@ -273,7 +273,7 @@ def main() -> None:
     if args.route == "both":
         print(f"/v1/chat/completions throughput = {result['openai_vs_api_throughput']:.3f} × /api/chat's "
               f"({rounds} alternating segments of each)")  # fmt: skip
-    print(f"embedding calls {calls:.0f} (mean batch {batch_mean}); torch loaded in the server: {torch_in_server}")
+    print(f"embedding batches {calls:.0f} (mean batch {batch_mean}); torch loaded in the server: {torch_in_server}")
     rss = [sample for route_figures in figures.values() for sample in route_figures["rss_mb"]]
     print(f"server RSS (MB) by requests done: {rss}; start to ready {ready_s:.2f} s, load average "
           f"{result['load_average_1m']}  → {path}")  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import yaml
@@ -16,8 +16,17 @@ class Synonyms:
 
     rules: tuple[tuple[str, re.Pattern[str]], ...] = ()
 
+    @cached_property
+    def _any_rule(self) -> re.Pattern[str] | None:
+        """Matches where some rule does: most texts (a question's single words, when composing) match none."""
+        if not self.rules:
+            return None
+        return re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in self.rules), re.IGNORECASE)
+
     def expand(self, text: str) -> str:
         """``text`` followed by the article's word for every user word it contains."""
+        if (any_rule := self._any_rule) is None or any_rule.search(text) is None:
+            return text
         lowered = text.lower()
         additions = [
             article_words

@@ -10,7 +10,7 @@ from bot.index.build import BuildReport, build_index
 from bot.index.manifest import IndexFiles, Manifest, read_manifest
 from bot.index.open import Index, IndexUnavailable, discard_index, load_index, open_index, stale_reasons
 from bot.index.records import PassageTable, chunk_of_sentence, quotable_sentences, sentence_id
-from bot.index.store import VectorStore, store_description, store_reachable, store_unreachable
+from bot.index.store import VectorStore, import_client, store_description, store_reachable, store_unreachable
 from bot.index.views import VECTOR_VIEWS, View
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "build_index",
     "chunk_of_sentence",
     "discard_index",
+    "import_client",
     "load_index",
     "open_index",
     "quotable_sentences",

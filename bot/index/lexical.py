@@ -15,6 +15,9 @@ import tantivy
 from bot.language.words import ANALYZER_NAME, analyze, new_analyzer
 
 _WRITER_HEAP = 64_000_000
+#: Stemmed words whose document frequency is remembered per searcher (the composer asks about a question's
+#: words and their one-letter variants: some 150 lookups per answer, mostly the same words).
+_FREQUENCIES_KEPT = 65_536
 
 
 def _schema() -> tantivy.Schema:
@@ -34,6 +37,7 @@ class LexicalIndex:
         self._index = tantivy.Index(self._schema, path=str(folder), reuse=True)
         self._index.register_tokenizer(ANALYZER_NAME, new_analyzer())
         self._searcher = self._index.searcher()
+        self._frequencies: tuple[tantivy.Searcher, dict[str, int]] = (self._searcher, {})
 
     @classmethod
     def copy(cls, source: Path, target: Path) -> LexicalIndex:
@@ -54,16 +58,23 @@ class LexicalIndex:
         writer.wait_merging_threads()
         self._index.reload()
         self._searcher = self._index.searcher()
+        self._frequencies = (self._searcher, {})
 
     def __len__(self) -> int:
         return int(self._searcher.num_docs)
 
     def idf(self, words: Iterable[str]) -> dict[str, float]:
         """BM25's inverse document frequency of each stemmed word that occurs in the index."""
-        count = len(self)
+        searcher, known = self._frequencies  # one searcher's counts, replaced with it by ``update``
+        count = int(searcher.num_docs)
         weights = {}
         for word in words:
-            frequency = self._searcher.doc_freq("text", word)
+            frequency = known.get(word)
+            if frequency is None:
+                frequency = searcher.doc_freq("text", word)
+                if len(known) >= _FREQUENCIES_KEPT:
+                    known.clear()
+                known[word] = frequency
             if frequency:
                 weights[word] = math.log((count - frequency + 0.5) / (frequency + 0.5) + 1.0)
         return weights

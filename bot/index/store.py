@@ -287,6 +287,11 @@ class StoreConnection:
                 self._call(partial(self.client.delete_collection, name))
 
 
+def import_client() -> None:
+    """Import chromadb ahead of ``connect``: a server starting up does it beside loading the embedding model."""
+    import chromadb  # noqa: F401
+
+
 def connect(settings: Settings) -> StoreConnection:
     """A Chroma client: embedded (one process) by default, or the server at ``BOT_CHROMA_URL``."""
     # chromadb takes about a second to import: it is imported where a client is made, so that a process that

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from langchain_core.embeddings import Embeddings
 from prometheus_client import Counter, Histogram
 
-BATCH_SIZE = Histogram("bot_embed_batch_size", "Texts per call of the embedding model (questions, micro-batched).",
+BATCH_SIZE = Histogram("bot_embed_batch_size", "Questions embedded together (a micro-batch).",
                        buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64))  # fmt: skip
 QUEUE_WAIT = Histogram("bot_embed_queue_wait_seconds", "Time a question waited for its embedding call to start.",
                        buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))  # fmt: skip
@@ -146,7 +146,12 @@ class MicroBatcher(Embeddings):
             self.stats.inline += 1
             self.stats.texts += len(texts)
             self.stats.largest = max(self.stats.largest, len(texts))
-        return self.inner.embed_documents(texts)
+        return self._embed_many(texts)
+
+    def _embed_many(self, texts: list[str]) -> list[list[float]]:
+        """One call of the model for questions: its own ``embed_queries`` if it has one (grouping by length)."""
+        embed_many = getattr(self.inner, "embed_queries", None)
+        return embed_many(texts) if callable(embed_many) else self.inner.embed_documents(texts)
 
     def _cancelled(self) -> None:
         with self._lock:
@@ -208,7 +213,7 @@ class MicroBatcher(Embeddings):
             self.stats.texts += len(texts)
             self.stats.largest = max(self.stats.largest, len(texts))
         try:
-            vectors = self.inner.embed_documents(texts)
+            vectors = self._embed_many(texts)
         except BaseException as error:  # every caller gets the model's error
             for r in live:
                 r.future.set_exception(error)

@@ -35,6 +35,30 @@ MIN_COSINE_INT8 = 0.9
 #: Files of the source model whose size and time stamp name the export (hashing 90 MB would cost each start).
 _SOURCE_FILES = ("config.json", "tokenizer.json", "model.safetensors", "modules.json", "sentence_bert_config.json",
                  "1_Pooling/config.json")  # fmt: skip
+#: What one call of the model costs beyond its tokens, in tokens: a call of one 1-token text took 3.3 ms here,
+#: each further token of a row 0.25 ms (MiniLM on one thread). Questions embedded together (``embed_queries``)
+#: are grouped by length with it: padding a 19-token question to a 40-token one costs more than a call.
+CALL_COST_TOKENS = 13
+
+
+def length_groups(lengths: list[int], *, most: int, call_cost: int = CALL_COST_TOKENS) -> list[list[int]]:
+    """Indexes of ``lengths`` in groups of at most ``most``, of similar lengths, that are cheapest to run.
+
+    A group costs ``call_cost`` plus its size times its longest length (every row is padded to it); the
+    groups are runs of the lengths in order, chosen by dynamic programming (a few dozen steps for a batch).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best, cut = [0] + [0] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        longest = lengths[order[end - 1]]
+        best[end], cut[end] = min(
+            (best[start] + call_cost + (end - start) * longest, start) for start in range(max(0, end - most), end)
+        )
+    groups, end = [], len(order)
+    while end:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
 
 
 class EncoderUnavailable(RuntimeError):
@@ -139,8 +163,22 @@ class OnnxEmbeddings(Embeddings):
         assert out is not None
         return out
 
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Embed several questions at once (a micro-batch): in groups of similar length, so little is padded.
+
+        Each row's vector is what the model gives that text in any batch (masked padding); only the calls differ.
+        """
+        if len(texts) <= 1:
+            return self.embed_documents(texts)
+        encoded = self.tokenizer.encode_batch([t.replace("\n", " ") for t in texts])
+        out: list[list[float]] = [[] for _ in texts]
+        for group in length_groups([len(e.ids) for e in encoded], most=self.batch_size):
+            for row, vector in zip(group, self._run([encoded[i] for i in group]).tolist(), strict=True):
+                out[row] = vector
+        return out
+
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed texts (passages when indexing, several questions at once when serving)."""
+        """Embed texts (passages when indexing; a question alone when serving)."""
         vectors: list[list[float]] = self.embed_array(texts).tolist()
         return vectors
 

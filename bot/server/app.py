@@ -20,7 +20,7 @@ from fastapi_offline import FastAPIOffline
 
 from bot.engine import Engine
 from bot.feedback import FeedbackStore
-from bot.index import store_unreachable
+from bot.index import import_client, store_unreachable
 from bot.models.embedding import embeddings_for
 from bot.observability import configure_logging
 from bot.server import errors, metrics
@@ -102,7 +102,11 @@ def create_app(settings: Settings | None = None, *, engine: AnswerEngine | None 
 async def _load_engine(services: Services) -> asyncio.Task[None] | None:
     """Load the engine; if the Chroma server is unreachable, the task that loads it once it is back."""
     settings = services.settings
-    embeddings = await anyio.to_thread.run_sync(lambda: embeddings_for(settings))
+    # The model's session is made mostly outside the GIL: chromadb's import (most of opening the index) goes
+    # on beside it, a third of a second sooner ready.
+    async with anyio.create_task_group() as group:
+        group.start_soon(anyio.to_thread.run_sync, import_client)
+        embeddings = await anyio.to_thread.run_sync(lambda: embeddings_for(settings))
 
     def load() -> Engine:
         return Engine.load(settings, embeddings=embeddings)

@@ -28,6 +28,28 @@ RECHECK_SECONDS = 5.0
 _REDIS_TIMEOUT = 0.5
 
 
+class MemoryCounts(MemoryStorage):
+    """``limits``' ``MemoryStorage``, dropping expired counts as it counts instead of from a timer thread.
+
+    Its own expiry runs on a ``threading.Timer`` that each count re-arms 10 ms ahead: under load a new thread
+    every 10 ms. Here the same sweep runs in the counting thread, at most every ``sweep_seconds``; counts are
+    unchanged (an expired window is also dropped when it is next read).
+    """
+
+    def __init__(self, *, sweep_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.timer.cancel()  # the one ``__init__`` started
+        self._sweep_seconds = sweep_seconds
+        self._clock = clock
+        self._next_sweep = clock() + sweep_seconds
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # what each count calls (the timer's re-arming)
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_seconds
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
 def limits_uri(url: SecretStr) -> str:
     """``BOT_REDIS_URL`` in the form ``limits`` takes (a socket's ``unix://`` is its ``redis+unix://``)."""
     text = url.get_secret_value()
@@ -39,7 +61,7 @@ class Counters:
 
     def __init__(self, redis_url: SecretStr | None = None, *, recheck_seconds: float = RECHECK_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        self.memory = MemoryStorage()
+        self.memory = MemoryCounts()
         self._address = server_address(redis_url) if redis_url is not None else None
         self._redis: RedisStorage | None = None
         if redis_url is not None:

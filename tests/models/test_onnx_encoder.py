@@ -135,3 +135,12 @@ def test_int8_weights_are_opt_in_and_checked_to_their_own_bar(tmp_path: Path) ->
     assert record["int8"] and min_cosine(True) <= record["min_cosine"] < 0.9999  # faster, but not the same vectors
     fp32 = load_embeddings(threads=1)
     assert float(np.dot(int8.embed_query("knee pain"), fp32.embed_query("knee pain"))) > 0.95
+
+
+def test_questions_embedded_together_get_their_own_vectors(folder: Path) -> None:
+    encoder = OnnxEmbeddings(folder, threads=1, batch_size=8)
+    questions = [*texts()[-12:], "Where should my feet go?", "knee"]  # short and long: several groups
+    together = np.array(encoder.embed_queries(questions))
+    alone = np.stack([encoder.embed_array([q])[0] for q in questions])
+    assert together.shape == alone.shape
+    assert np.abs(together - alone).max() < 1e-5

@@ -34,3 +34,29 @@ def test_a_refused_request_does_not_use_up_the_allowance() -> None:
     with pytest.raises(RateLimited):
         limiter.hit("a", "https://gym.example")  # refused by the site cap …
     limiter.hit("a")  # … so the client still has one left
+
+
+def test_counting_in_memory_starts_no_thread_and_still_drops_expired_counts() -> None:
+    import threading
+    import time
+
+    from limits import parse
+    from limits.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
+
+    from bot.server.counting import MemoryCounts
+
+    now = [0.0]
+    storage = MemoryCounts(sweep_seconds=1.0, clock=lambda: now[0])
+    before = threading.active_count()
+    sliding, fixed = SlidingWindowCounterRateLimiter(storage), FixedWindowRateLimiter(storage)
+    item = parse("2/second")
+    assert sliding.hit(item, "client", "a") and sliding.hit(item, "client", "a")
+    assert not sliding.hit(item, "client", "a")  # the same limits as limits' own MemoryStorage
+    assert fixed.hit(item, "origin", "b")
+    assert threading.active_count() == before  # no timer thread per count (limits' own: one every 10 ms)
+    assert storage.storage  # counted
+    time.sleep(2.1)  # every window above has expired…
+    now[0] = 5.0  # … and a sweep is due: the next count drops them
+    fixed.hit(parse("5/hour"), "origin", "c")
+    assert set(storage.storage) == {key for key in storage.storage if "c" in key}
+    assert storage.expirations and all("c" in key for key in storage.expirations)
