@@ -101,7 +101,7 @@ class Engine:
                     synonyms=synonyms,
                     articles=self._articles,
                     chunks_of=self._chunks_of,
-                    embed_many=self._embed_many,
+                    embed_many=self._retrieve.embed,
                 ),
                 Generate(
                     self.chat_model,
@@ -244,11 +244,6 @@ class Engine:
 
     def _embed(self, text: str) -> np.ndarray:
         return np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
-
-    def _embed_many(self, texts: list[str]) -> np.ndarray:
-        """The vectors of several questions, from one call of the model for those not cached."""
-        embed_many = getattr(self.embeddings, "embed_queries", self.embeddings.embed_documents)
-        return np.asarray(embed_many(texts), dtype=np.float32)
 
 
 _default_engine: Engine | None = None

@@ -6,6 +6,7 @@ question asked again (the page's examples, the common ones) reuses the result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
@@ -69,8 +70,8 @@ class Retrieve:
         wanted = [(p.chunk.chunk_id, position) for p in passages for position, _ in quotable_sentences(p.chunk)]
         return self.sentence_vectors.get_or_fetch_many(wanted, read)
 
-    def _embed(self, *texts: str) -> list[np.ndarray]:
-        """The vectors of ``texts``, from one call of the model for those not cached."""
+    def embed(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The vectors of ``texts`` (questions), from one call of the model for those not cached."""
         embed_many = getattr(self.embeddings, "embed_queries", None)
         vectors = embed_many(list(texts)) if embed_many else [self.embeddings.embed_query(t) for t in texts]
         return [np.asarray(vector, dtype=np.float32) for vector in vectors]
@@ -81,9 +82,9 @@ class Retrieve:
         A follow-up's vector leans on its own words more than on the turn it continues.
         """
         if not query.is_follow_up:
-            vector = self._embed(query.search_text)[0]
+            vector = self.embed([query.search_text])[0]
             return vector, vector
-        resolved, own = self._embed(query.search_text, self.synonyms.expand(query.asked))
+        resolved, own = self.embed([query.search_text, self.synonyms.expand(query.asked)])
         combined = resolved + own
         combined /= np.linalg.norm(combined) or 1.0
         return combined, own

@@ -113,7 +113,9 @@ def unknown_words(question: str, known: Callable[[str], bool], covered: Callable
     return unknown
 
 
-def saliences(question: str, words: Sequence[str], embed_many: Callable[[list[str]], np.ndarray]) -> list[float]:
+def saliences(
+    question: str, words: Sequence[str], embed_many: Callable[[list[str]], Sequence[np.ndarray]]
+) -> list[float]:
     """How much each of ``words`` carries of the question's meaning: 1 - cos(question, question without it).
 
     An ordinary word ("actually", "supposed") barely moves the question's vector (below 0.05 on the eval

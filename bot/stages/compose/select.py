@@ -6,8 +6,11 @@ the headings it sits under, and how much it says beyond the question's own words
 restates the question, introduces a section or wraps up the article is never the lead and never a point.
 """
 
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Protocol
 
 import numpy as np
@@ -40,7 +43,7 @@ class Selection:
     #: Why no sentence answers it: ``uncovered:number`` (the number asked for is stated nowhere), or empty.
     unanswered: str = ""
     #: The closest sentences the articles do have, best first, for an honest "not covered, but related:" reply:
-    #: each says something (no framing, no fragment) and is close enough to the question.
+    #: each says something (no framing, no fragment) and names something the question is about.
     related: tuple[Claim, ...] = ()
 
 
@@ -67,12 +70,21 @@ def _states_the_number_asked(unit: Candidate, question: Question, idf: Mapping[s
     if not question.follow_up:
         return True
     about = question.focus - _ASKING_FOR_A_NUMBER
-    seen = set(unit.words) | set(unit.context_words)
-    return not about or weighted_share(about, seen, idf or _ones(about)) >= 0.5
+    return not about or _share_said(unit, about, idf) >= 0.5
+
+
+def _share_said(unit: Candidate, wanted: set[str], idf: Mapping[str, float]) -> float:
+    """The IDF-weighted share of ``wanted`` that the unit or its headings say (all words alike without IDFs)."""
+    return weighted_share(wanted, unit.words | unit.context_words, idf or _ones(wanted))
 
 
 def _ones(words: set[str]) -> dict[str, float]:
     return dict.fromkeys(words, 1.0)
+
+
+def _first(ranked: list[Candidate], wanted: Callable[[Candidate], bool]) -> list[Candidate]:
+    """``ranked`` with the candidates ``wanted`` picks first, each part kept in its order."""
+    return sorted(ranked, key=lambda unit: not wanted(unit))  # sorting is stable
 
 
 def _said(unit: Candidate, question: Question) -> bool:
@@ -133,8 +145,7 @@ class ByRules:
         if lead.relevance <= 0 or unit.relevance / lead.relevance < self.settings.point_relevance:
             return False
         focus = question.own_focus or question.focus
-        seen = set(unit.words) | set(unit.context_words)
-        return bool(focus) and weighted_share(focus, seen, idf or _ones(focus)) >= self.settings.point_focus
+        return bool(focus) and _share_said(unit, focus, idf) >= self.settings.point_focus
 
 
 def select(
@@ -165,22 +176,19 @@ def select(
     ranked = sorted(units, key=lambda u: -ranker.score(u, question, evidence.idf))
     if question.asked.kind not in _FRAMING_MAY_ANSWER:
         # A cause, a place, a number or an instruction is never said by framing: it leads only if nothing else can.
-        ranked = [u for u in ranked if not is_framing(u.text)] + [u for u in ranked if is_framing(u.text)]
-    related = tuple(u.claim() for u in ranked if _may_be_related(u, question))[:5]
+        ranked = _first(ranked, lambda u: not is_framing(u.text))
+    related = tuple(islice((u.claim() for u in ranked if _may_be_related(u, question)), 5))
     if question.asked.kind is Kind.summary:
         # "tl;dr?": the article's own summing up, if one of the passages found is it.
-        closing = [u for u in ranked if answers_kind(u.text, Kind.summary) or _closes(u.chunk)]
-        ranked = closing + [u for u in ranked if u not in closing]
+        ranked = _first(ranked, lambda u: answers_kind(u.text, Kind.summary) or _closes(u.chunk))
     if question.follow_up and question.own_focus:
         # "and rest?" after "how often?": the lead says what this turn asks about, if any sentence does.
-        own = [u for u in ranked if _holds_own_focus(u, question, evidence.idf)]
-        ranked = own + [u for u in ranked if u not in own]
+        ranked = _first(ranked, lambda u: _holds_own_focus(u, question, evidence.idf))
     if question.asked.strict:
         # "how often?", "by how much?": only a sentence stating that number answers; it leads if there is one about
         # what is asked ("48 hours of rest" is not how long to warm up). This comes after a follow-up's own words:
         # "much" in "by how much?" is not what the sentence must say.
-        stating = [u for u in ranked if _states_the_number_asked(u, question, evidence.idf)]
-        ranked = stating + [u for u in ranked if u not in stating]
+        ranked = _first(ranked, lambda u: _states_the_number_asked(u, question, evidence.idf))
     # A list read as one point is its lead-in's promise more than a fact: lists lead, or are an overview.
     saying = [u for u in units if not is_framing(u.text) and not u.sentences[-1].is_list]
     lead = ranked[0]

@@ -48,7 +48,7 @@ class Compose:
         synonyms: Synonyms,
         articles: Callable[[], list[ArticleInfo]],
         chunks_of: Callable[[AnswerState, str], list[Chunk]],
-        embed_many: Callable[[list[str]], np.ndarray],
+        embed_many: Callable[[list[str]], Sequence[np.ndarray]],
         ranker: Ranker | None = None,
         judge: PointJudge | None = None,
         word_cache_size: int = 8192,
@@ -73,8 +73,9 @@ class Compose:
         verdict = state.verdict
         assert verdict is not None
         if verdict.status is Status.escalated:
-            guidance = care_guidance(state.passages, partial(self.chunks_of, state), limit=1) if state.snapshot else ()
-            state.passages = _with_passages_of(state.passages, guidance, partial(self.chunks_of, state))
+            chunks_of = partial(self.chunks_of, state)
+            guidance = care_guidance(state.passages, chunks_of, limit=1) if state.snapshot else ()
+            state.passages = _with_passages_of(state.passages, guidance, chunks_of)
             state.draft = Draft(
                 intro=policy.escalation_warning(verdict.detail),
                 claims=guidance,
